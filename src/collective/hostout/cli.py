@@ -1,0 +1,138 @@
+"""``bin/hostout [options] [host1 host2...] [all] cmd1 [cmd2...] [arg1 arg2...]``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+
+from .config import optionsfile
+from .errors import HostoutError, StaleConfigError, UsageError
+from .output import NORMAL, QUIET, VERBOSE, Output
+from .remote.connection import Passwords
+from .runner import Invocation, Plan
+
+USAGE = "cmdline is: bin/hostout host1 [host2...] [all] cmd1 [cmd2...] [arg1 arg2...]"
+
+DESCRIPTION = """\
+Run hostout commands on the hosts of this buildout (its 'recipe = collective.hostout' parts).
+Options go before the first host. Arguments after the commands go to the last command;
+'--' ends the commands, so an argument may share a command's name.
+Examples: bin/hostout host1 deploy | bin/hostout all run uptime | bin/hostout host1 buildout -N
+"""
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="hostout", usage=USAGE.removeprefix("cmdline is: "),
+                                description=DESCRIPTION,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("-c", "--options-file", metavar="FILE", type=Path,
+                   help="the options file written by bin/buildout (or its buildout directory)")
+    p.add_argument("-v", "--verbose", action="store_true", help="say more")
+    p.add_argument("-q", "--quiet", action="store_true", help="only command output and errors")
+    return p
+
+
+def split_argv(argv: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Global options are the leading dash tokens (and -c's value); the rest is positional."""
+    argv = list(argv)
+    i = 0
+    while i < len(argv) and argv[i].startswith("-") and argv[i] != "--":
+        if argv[i] in ("-c", "--options-file"):
+            i += 1
+        i += 1
+    rest = argv[i:]
+    if rest[:1] == ["--"]:
+        rest = rest[1:]
+    return argv[:i], rest
+
+
+def plan_from(words: Sequence[str], inv: Invocation) -> Plan | None:
+    """Hosts, then commands, then arguments. None when no command was named."""
+    valid = inv.host_names
+    hosts: list[str] = []
+    i = 0
+    while i < len(words) and (words[i] in valid or words[i] == "all"):
+        for h in valid if words[i] == "all" else [words[i]]:
+            if h not in hosts:
+                hosts.append(h)
+        i += 1
+    if not hosts:
+        if i < len(words):
+            raise UsageError(f"unknown host {words[i]!r}; valid hosts are: {', '.join(valid)}")
+        return None
+    commands: list[str] = []
+    while i < len(words) and words[i] != "--" and any(words[i] in inv.registry(h)
+                                                      for h in hosts):
+        commands.append(words[i])
+        i += 1
+    if i < len(words) and words[i] == "--":
+        i += 1
+    elif not commands and i < len(words):
+        inv.registry(hosts[0]).chain(words[i], hosts[0])  # raises: names the valid ones
+    if not commands:
+        return Plan(tuple(hosts), ())
+    return Plan(tuple(hosts), tuple(commands), tuple(words[i:]))
+
+
+def _listing(inv: Invocation, plan: Plan | None, out: Output) -> None:
+    out.plain([USAGE])
+    if plan is None:
+        out.plain([f"Valid hosts are: {' '.join(inv.host_names)}"])
+        return
+    summaries = inv.registry(plan.hosts[0]).summaries()
+    width = max(len(name) for name, _ in summaries)
+    out.plain(["Valid commands are:"])
+    out.plain([f"  {name:<{width}} : {summary}".rstrip() for name, summary in summaries])
+
+
+def _locate(path: Path | None, default: str | None) -> Path:
+    if path is None:
+        return Path(default) if default else Path.cwd() / "parts" / optionsfile.RELATIVE_LOCATION
+    return path / "parts" / optionsfile.RELATIVE_LOCATION if path.is_dir() else path
+
+
+def run(argv: Sequence[str], options_file: str | None = None, out: Output | None = None) -> int:
+    opts_argv, words = split_argv(argv)
+    args = _parser().parse_args(opts_argv)
+    verbosity = QUIET if args.quiet else VERBOSE if args.verbose else NORMAL
+    out = out or Output(verbosity=verbosity)
+    out.verbosity = verbosity
+    inv: Invocation | None = None
+    try:
+        options = optionsfile.load(_locate(args.options_file, options_file))
+        inv = Invocation(options, out, Passwords(out))
+        plan = plan_from(words, inv)
+        if plan is None or not plan.commands:
+            try:
+                options.check_fresh()
+            except StaleConfigError as err:
+                out.error(f"Warning: {err}")
+            _listing(inv, plan, out)
+            return 0
+        options.check_fresh()
+        outcomes = inv.run(plan)
+        failed = [o for o in outcomes if not o.ok]
+        for outcome in failed:
+            out.error(f"Error: {outcome.error}")
+        return max((o.error.exit_code for o in failed if o.error), default=0)
+    except HostoutError as err:
+        out.error(f"Error: {err}")
+        return err.exit_code
+    except KeyboardInterrupt:
+        out.error("Error: interrupted")
+        return 130
+    finally:
+        if inv is not None:
+            inv.close()
+
+
+def main(argv: Sequence[str] | None = None, options_file: str | None = None) -> None:
+    try:
+        code = run(sys.argv[1:] if argv is None else argv, options_file)
+    except Exception:  # a bug: show everything
+        traceback.print_exc()
+        code = 70
+    sys.exit(code)

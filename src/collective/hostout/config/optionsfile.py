@@ -1,0 +1,117 @@
+"""The options file: what bin/buildout resolved, as bin/hostout reads it.
+
+The recipe writes one JSON file per buildout (``parts/hostout/hostout.json``) holding every
+hostout part's resolved options, the buildout facts commands need, and a digest of each
+config file buildout read, so bin/hostout can refuse to act on options that a later edit of
+a .cfg made stale.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError, StaleConfigError
+from .settings import HostSettings, build_settings
+
+FORMAT = 1
+RELATIVE_LOCATION = Path("hostout") / "hostout.json"
+
+
+def digest(path: Path) -> str | None:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
+def digests(paths: Iterable[str | Path]) -> dict[str, str | None]:
+    return {str(p): digest(Path(p)) for p in sorted({str(p) for p in paths})}
+
+
+@dataclass(frozen=True)
+class OptionsFile:
+    """The parsed options file."""
+
+    location: Path
+    buildout: Mapping[str, Any]
+    hosts: Mapping[str, Mapping[str, Any]]
+    sources: Mapping[str, str | None] = field(default_factory=dict)
+
+    @property
+    def directory(self) -> Path:
+        return Path(self.buildout["directory"])
+
+    @property
+    def host_names(self) -> list[str]:
+        return sorted(self.hosts)
+
+    def settings(self, name: str) -> HostSettings:
+        entry = self.hosts[name]
+        return build_settings(
+            name,
+            entry["options"],
+            buildout_directory=self.directory,
+            plugins=tuple(entry.get("plugins", ())),
+        )
+
+    def stale_sources(self) -> list[str]:
+        """Config files whose content differs from when the options were written."""
+        return [src for src, was in self.sources.items() if digest(Path(src)) != was]
+
+    def check_fresh(self) -> None:
+        stale = self.stale_sources()
+        if stale:
+            names = ", ".join(os.path.relpath(s, self.directory) for s in stale[:3])
+            more = f" and {len(stale) - 3} more" if len(stale) > 3 else ""
+            raise StaleConfigError(
+                f"{names}{more} changed after the last bin/buildout; run bin/buildout "
+                "so hostout acts on the current options"
+            )
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "format": FORMAT,
+                "buildout": dict(self.buildout),
+                "sources": dict(self.sources),
+                "hosts": {k: dict(v) for k, v in self.hosts.items()},
+            },
+            indent=2,
+            sort_keys=True,
+        )
+
+    def write(self) -> None:
+        self.location.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.location.with_name(self.location.name + ".tmp")
+        tmp.write_text(self.to_json() + "\n", encoding="utf-8")
+        os.chmod(tmp, 0o600)  # it may hold passwords
+        tmp.replace(self.location)
+
+
+def load(location: str | Path) -> OptionsFile:
+    location = Path(location)
+    try:
+        data = json.loads(location.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(
+            f"no hostout options at {location}; run bin/buildout with a "
+            "'recipe = collective.hostout' part first"
+        ) from None
+    except (OSError, ValueError) as err:
+        raise ConfigError(f"cannot read hostout options {location}: {err}", cause=err) from err
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise ConfigError(
+            f"{location} was written by another version of collective.hostout; run bin/buildout"
+        )
+    return OptionsFile(
+        location=location,
+        buildout=data["buildout"],
+        hosts=data["hosts"],
+        sources=data.get("sources", {}),
+    )

@@ -1,0 +1,87 @@
+"""The error tree.
+
+Every error a user can cause is a :class:`HostoutError`: the command line prints
+``Error: <str(err)>`` on one line and exits non-zero. Anything else is a bug and
+gets a traceback.
+"""
+
+from __future__ import annotations
+
+
+class HostoutError(Exception):
+    """Root of every user-facing error.
+
+    ``host`` names the host part the error belongs to (or ``None``), ``cause`` the
+    lower-level exception that explains it.
+    """
+
+    exit_code = 1
+
+    def __init__(
+        self, message: str, *, host: str | None = None, cause: BaseException | None = None
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.host = host
+        self.cause = cause
+        if cause is not None:
+            self.__cause__ = cause
+
+    def __str__(self) -> str:
+        line = " ".join(self.message.split())  # always one line
+        return f"{self.host}: {line}" if self.host else line
+
+
+class UsageError(HostoutError):
+    """Bad command line: unknown host, unknown command, wrong arguments."""
+
+    exit_code = 2
+
+
+class ConfigError(HostoutError):
+    """A missing, malformed or inconsistent option, or an unreadable options file."""
+
+
+class StaleConfigError(ConfigError):
+    """A .cfg changed after the last bin/buildout wrote the options file."""
+
+
+class PluginError(HostoutError):
+    """A fabfile or plugin egg could not be loaded."""
+
+
+class RemoteError(HostoutError):
+    """Something went wrong talking to a host."""
+
+
+class ConnectError(RemoteError):
+    """The host could not be reached."""
+
+
+class AuthError(RemoteError):
+    """Login or sudo was refused (wrong password or key)."""
+
+
+class HostKeyError(RemoteError):
+    """The host's key is unknown under strict checking, or has changed."""
+
+
+class CommandFailed(RemoteError):
+    """A remote or local command exited non-zero."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        host: str | None = None,
+        cause: BaseException | None = None,
+        exit_status: int | None = None,
+        stderr: str = "",
+    ) -> None:
+        super().__init__(message, host=host, cause=cause)
+        self.exit_status = exit_status
+        self.stderr = stderr
+
+
+class NotBootstrapped(RemoteError):
+    """The host has no buildout at its path yet."""

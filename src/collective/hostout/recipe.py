@@ -1,0 +1,180 @@
+"""The ``recipe = collective.hostout`` buildout recipe.
+
+Buildout resolves every option (``<=`` macros, ``${...}``, ``+=``); the recipe only adds
+hostout's own ``extends`` (inherit another part, or load a plugin egg), then writes all hostout
+parts of the buildout into one options file and generates ``bin/hostout`` bound to it.
+
+Every hostout part registers itself when buildout initialises it, which happens for all parts
+before any is installed, so whichever part installs or updates writes the complete file.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Iterator, MutableMapping
+from pathlib import Path
+from typing import Any
+
+from .config.optionsfile import RELATIVE_LOCATION, OptionsFile, digests
+from .config.settings import MERGED_OPTIONS, build_settings, lines, words
+from .errors import HostoutError
+
+log = logging.getLogger("collective.hostout")
+
+_REGISTRY_ATTR = "_collective_hostout_parts"
+SCRIPT_EGG = "collective.hostout"
+
+
+def _registry(buildout: Any) -> dict[str, Recipe]:
+    registry = getattr(buildout, _REGISTRY_ATTR, None)
+    if registry is None:
+        registry = {}
+        setattr(buildout, _REGISTRY_ATTR, registry)
+    return registry
+
+
+def _config_sources(buildout: Any) -> set[str]:
+    """Every local file buildout read its configuration from (extends chain, defaults)."""
+    found: set[str] = set()
+    annotated = getattr(buildout, "_annotated", None) or {}
+    for section in annotated.values():
+        for key in section.values():
+            for entry in getattr(key, "history", ()):
+                source = getattr(entry, "source", "")
+                if source and Path(source).is_file():
+                    found.add(str(Path(source).resolve()))
+    return found
+
+
+class Recipe:
+    def __init__(self, buildout: Any, name: str, options: MutableMapping[str, str]) -> None:
+        try:
+            self._init(buildout, name, options)
+        except HostoutError as err:  # buildout prints a UserError as one clean line
+            import zc.buildout
+
+            raise zc.buildout.UserError(str(err)) from err
+
+    def _init(self, buildout: Any, name: str, options: MutableMapping[str, str]) -> None:
+        self.buildout, self.name, self.options = buildout, name, options
+        self.directory = Path(buildout["buildout"]["directory"])
+        self.location = (
+            Path(buildout["buildout"]["parts-directory"]) / RELATIVE_LOCATION
+        )
+        self.plugins: list[str] = []
+        self.subrecipes: list[Any] = []
+        self._extend(options, seen=[name])
+
+        fabfiles = [str((self.directory / f).resolve()) for f in lines(options.get("fabfiles"))]
+        for fabfile in fabfiles:
+            if not Path(fabfile).is_file():
+                raise HostoutError(f"fabfiles: no such file {fabfile}", host=name)
+        options["fabfiles"] = "\n".join(fabfiles)
+        # Defaults live in config.settings, never in options: a part that extends this one
+        # must get its own defaults (path /var/buildout/<its name>), not ours.
+        # Fail at buildout time, not at deploy time, on options that cannot be right.
+        build_settings(name, dict(options), buildout_directory=self.directory)
+        _registry(buildout)[name] = self
+
+    # -- hostout's extends: another part, or a plugin egg --------------------------------
+    def _extend(self, options: MutableMapping[str, str], seen: list[str]) -> None:
+        for ext in words(options.get("extends")):
+            if ext in seen:
+                continue
+            seen.append(ext)
+            part = self._section(ext)
+            if part is None:
+                self._load_plugin(ext)
+                continue
+            self._extend(part, seen)
+            for key, value in part.items():
+                if key in MERGED_OPTIONS:  # the extended part's first: ours run (override) later
+                    merged = list(lines(value))
+                    merged += [v for v in lines(self.options.get(key)) if v not in merged]
+                    self.options[key] = "\n".join(merged)
+                elif key not in self.options and key != "recipe":
+                    self.options[key] = value
+
+    def _section(self, name: str) -> MutableMapping[str, str] | None:
+        if name not in self.buildout._raw:
+            return None
+        return self.buildout[name]
+
+    def _load_plugin(self, spec: str) -> None:
+        from zc.buildout.buildout import _install_and_load
+
+        egg, _, entry = spec.partition(":")
+        try:
+            recipe_class = _install_and_load(egg, "zc.buildout", entry or "default", self.buildout)
+        except ImportError:  # an egg with fabfiles only, no recipe of its own
+            recipe_class = None
+        except Exception as err:
+            raise HostoutError(
+                f"extends = {spec}: not a part of this buildout, and the egg could not be "
+                f"installed ({err})",
+                host=self.name,
+                cause=err,
+            ) from err
+        if recipe_class is not None:
+            self.subrecipes.append(recipe_class(self.buildout, self.name, self.options))
+        if egg not in self.plugins:
+            self.plugins.append(egg)
+
+    # -- install / update ---------------------------------------------------------------
+    def install(self) -> list[str]:
+        return self._write()
+
+    def update(self) -> list[str]:
+        return self._write()
+
+    def _write(self) -> list[str]:
+        installed: list[str] = []
+        for sub in self.subrecipes:
+            result = sub.update() if hasattr(sub, "update") else sub.install()
+            if isinstance(result, str):
+                installed.append(result)
+            elif result:
+                installed.extend(result)
+        parts = _registry(self.buildout)
+        plugins = sorted({p for recipe in parts.values() for p in recipe.plugins})
+        installed += self._script(plugins)
+        OptionsFile(
+            location=self.location,
+            buildout=self._buildout_facts(),
+            hosts={
+                name: {"options": dict(recipe._own_options()), "plugins": recipe.plugins}
+                for name, recipe in sorted(parts.items())
+            },
+            sources=digests(_config_sources(self.buildout)),
+        ).write()
+        installed.append(str(self.location))
+        return installed
+
+    def _own_options(self) -> Iterator[tuple[str, str]]:
+        for key in self.options:
+            if not key.startswith("_") and key != "__buildout_signature__":
+                yield key, self.options[key]
+
+    def _buildout_facts(self) -> dict[str, Any]:
+        b = self.buildout["buildout"]
+        return {
+            "directory": str(self.directory),
+            "bin-directory": b["bin-directory"],
+            "parts-directory": b["parts-directory"],
+            "develop": list(words(b.get("develop"))),
+            "download-cache": b.get("download-cache", ""),
+            "versions": b.get("versions", "versions"),
+            "python": sys.executable,
+        }
+
+    def _script(self, plugins: list[str]) -> list[str]:
+        import zc.recipe.egg
+
+        options = {
+            "eggs": "\n".join([SCRIPT_EGG, *plugins]),
+            "scripts": "hostout",
+            "arguments": f"sys.argv[1:], options_file={str(self.location)!r}",
+        }
+        return list(zc.recipe.egg.Scripts(self.buildout, self.name, options).install())
+

@@ -1,0 +1,43 @@
+"""Real buildouts for tests: write cfg files, run the venv's bin/buildout, run bin/hostout."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+HERE = Path(__file__).parent
+PLUGIN = HERE / "data" / "myplugin"
+BUILDOUT = Path(sys.executable).parent / "buildout"
+
+
+def env() -> dict[str, str]:
+    e = dict(os.environ)
+    # Build develop eggs with the venv's setuptools, not a downloaded one (buildout6.md).
+    e["PIP_NO_BUILD_ISOLATION"] = "0"
+    return e
+
+
+def write(directory: Path, name: str, text: str) -> Path:
+    path = directory / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(text).lstrip())
+    return path
+
+
+def buildout(directory: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run([str(BUILDOUT), "-N", *args], cwd=directory, env=env(), text=True,
+                          capture_output=True, timeout=300)
+    if check and proc.returncode:
+        raise AssertionError(f"bin/buildout failed:\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def hostout(directory: Path, *args: str, timeout: float = 600,
+            input: str | None = None) -> subprocess.CompletedProcess[str]:
+    """bin/hostout as a user runs it: its own process, no terminal."""
+    return subprocess.run([str(directory / "bin" / "hostout"), *args], cwd=directory,
+                          env=env(), text=True, capture_output=True, timeout=timeout,
+                          input=input, stdin=None if input is not None else subprocess.DEVNULL)
