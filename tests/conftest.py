@@ -1,0 +1,84 @@
+"""Fixtures giving tests real SSH hosts: podman containers, see tests/hosts.py.
+
+Tests using them should be marked ``@pytest.mark.integration``. Where podman cannot run
+containers the tests are skipped with the reason, except on CI (CI=true), where they fail.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import hosts
+from hosts import HostFactory, TestHost
+
+INTERNAL_NETWORK = "hostout-test-internal"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "integration: needs real SSH hosts (podman containers)")
+
+
+def _unavailable(reason: str) -> None:
+    if os.environ.get("CI", "").lower() in ("true", "1"):
+        pytest.fail(f"test hosts are unavailable (CI must not skip): {reason}", pytrace=False)
+    pytest.skip(f"test hosts are unavailable: {reason}")
+
+
+@pytest.fixture(scope="session")
+def host_image() -> str:
+    """The image of the test hosts, built if missing; stale hosts of killed runs removed."""
+    problem = hosts.capability_problem()
+    if problem is None:
+        hosts.ensure_image()
+        problem = hosts.capability_problem()  # the image exists now: this runs a container
+    if problem is not None:
+        _unavailable(problem)
+    hosts.cleanup_stale()
+    return hosts.IMAGE
+
+
+@pytest.fixture
+def bare_host(host_image: str) -> Iterator[TestHost]:
+    """A fresh bare host (no python), removed after the test."""
+    host = hosts.start_host()
+    yield host
+    host.remove()
+
+
+@pytest.fixture
+def host_factory(host_image: str) -> Iterator[HostFactory]:
+    """host_factory(n=1, network=None) -> n fresh hosts; all removed after the test."""
+    started: list[TestHost] = []
+
+    def factory(n: int = 1, network: str | None = None) -> list[TestHost]:
+        new = hosts.start_hosts(n, network=network)
+        started.extend(new)
+        return new
+
+    yield factory
+    for host in started:
+        host.remove()
+
+
+@pytest.fixture(scope="session")
+def ssh_key(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A passphrase-less ed25519 key; its public half is ssh_key.with_suffix(".pub")."""
+    key = tmp_path_factory.mktemp("ssh") / "id_ed25519"
+    cmd = ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "hostout-tests", "-f", str(key)]
+    subprocess.run(cmd, check=True, stdin=subprocess.DEVNULL)
+    return key
+
+
+@pytest.fixture(scope="session")
+def internal_network(host_image: str) -> Iterator[str]:
+    """A podman network with no way out; hosts on it are reached at their address, port 22."""
+    if hosts.podman("network", "exists", INTERNAL_NETWORK, check=False).returncode != 0:
+        hosts.podman("network", "create", "--internal", INTERNAL_NETWORK)
+    yield INTERNAL_NETWORK
+    # Fails, harmlessly, while a concurrent session still has hosts on it.
+    hosts.podman("network", "rm", INTERNAL_NETWORK, check=False)
