@@ -11,8 +11,19 @@ class FakeInvocation:
     host_names = ["host1", "host2"]
 
     def registry(self, host):
-        names = ["deploy", "run", "echo"] + (["only2"] if host == "host2" else [])
-        return Registry([Command(n, lambda c, *a: None, "x", True) for n in names])
+        def no_params(c):
+            pass
+
+        def varargs(c, *cmd):
+            pass
+
+        def one(c, cmdline1):
+            pass
+
+        funcs = {"deploy": no_params, "predeploy": no_params, "run": varargs, "echo": one}
+        if host == "host2":
+            funcs["only2"] = no_params
+        return Registry([Command(n, f, "x", True) for n, f in funcs.items()])
 
 
 def plan(*words):
@@ -33,9 +44,16 @@ def test_hosts_commands_args():
     assert p.arguments_for(0) == () and p.arguments_for(1) == ("is cool",)
 
 
+def test_a_command_with_parameters_takes_the_rest_as_arguments():
+    p = plan("host1", "run", "deploy", "x")
+    assert p.commands == ("run",) and p.args == ("deploy", "x")
+    p = plan("host1", "predeploy", "deploy", "run", "echo")
+    assert p.commands == ("predeploy", "deploy", "run") and p.args == ("echo",)
+
+
 def test_double_dash_ends_commands():
-    p = plan("host2", "run", "--", "deploy")
-    assert p.commands == ("run",) and p.args == ("deploy",)
+    p = plan("host2", "deploy", "--", "deploy")
+    assert p.commands == ("deploy",) and p.args == ("deploy",)
 
 
 def test_no_command_means_listing():

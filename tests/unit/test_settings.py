@@ -25,7 +25,7 @@ def test_seed_defaults():
     assert s.buildout == "buildout.cfg"
     assert s.python_version == local_python_version()
     assert s.buildout_user == "deploy" and s.effective_user == "deploy"
-    assert s.buildout_group == "buildout"
+    assert s.buildout_group is None  # mandatory where used: bootstrap_users, setowners
     assert s.versionsfile == BD / "hostoutversions.cfg"
     assert s.host_key_checking == "accept-new"
     assert s.pre_commands == () and s.post_commands == ()

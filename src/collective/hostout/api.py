@@ -150,10 +150,11 @@ def put(local_path: str | Path, remote_path: str, use_sudo: bool = False,
     target = PurePosixPath(remote_path)
     if ctx._cwd and not target.is_absolute():
         target = PurePosixPath(ctx._cwd[-1]) / target
-    if use_sudo:
-        staging = PurePosixPath("/tmp") / f"hostout-put-{Path(local_path).name}"
+    if use_sudo:  # upload into a private temporary directory, then move it as root
+        tmpdir = ctx.run("mktemp -d", hide=True).stdout.strip()
+        staging = PurePosixPath(tmpdir) / Path(local_path).name
         ctx.put(local_path, staging, mode=mode)
-        ctx.sudo(f"mv -f {ctx.quote(staging)} {ctx.quote(target)}")
+        ctx.sudo(f"mv -f {ctx.quote(staging)} {ctx.quote(target)} && rmdir {ctx.quote(tmpdir)}")
     else:
         ctx.put(local_path, target, mode=mode)
     return [str(target)]

@@ -73,12 +73,12 @@ class HostSettings:
     port: int | None
     user: str | None
     password: Secret | None
-    identity_file: Path | None
+    identity_file: Path
     path: PurePosixPath
     buildout: str
     buildout_user: str | None
     effective_user: str | None
-    buildout_group: str
+    buildout_group: str | None  # mandatory for the commands that create or chown files
     python_version: str
     hostos: str | None
     pre_commands: tuple[str, ...]
@@ -192,12 +192,14 @@ def build_settings(
         port=port,
         user=user,
         password=Secret(password) if password else None,
-        identity_file=local_path(_get(options, "identity-file") or _get(options, "key")),
+        # The seed's default: ${hostname}_key in the buildout directory, made by bootstrap.
+        identity_file=local_path(_get(options, "identity-file") or _get(options, "key")
+                                 or f"{name}_key"),
         path=path,
         buildout=_get(options, "buildout") or "buildout.cfg",
         buildout_user=buildout_user,
         effective_user=_get(options, "effective-user") or buildout_user,
-        buildout_group=_get(options, "buildout-group") or "buildout",
+        buildout_group=_get(options, "buildout-group"),
         python_version=python_version,
         hostos=_get(options, "hostos"),
         pre_commands=lines(options.get("pre-commands")),

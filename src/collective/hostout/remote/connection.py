@@ -105,10 +105,12 @@ def _reachability_error(err: BaseException) -> bool:
 class Remote:
     """One host's SSH side for one invocation."""
 
-    def __init__(self, settings: HostSettings, out: Output, passwords: Passwords) -> None:
+    def __init__(self, settings: HostSettings, out: Output, passwords: Passwords,
+                 known_hosts: hostkeys.KnownHosts | None = None) -> None:
         self.settings = settings
         self.out = out
         self.passwords = passwords
+        self.known_hosts = known_hosts or hostkeys.KnownHosts()  # shared by an invocation
         self._connections: dict[Login, fabric.Connection] = {}
         self._lock = threading.Lock()
 
@@ -129,7 +131,7 @@ class Remote:
 
     def _key(self) -> list[str]:
         key = self.settings.identity_file
-        return [str(key)] if key is not None and key.is_file() else []
+        return [str(key)] if key.is_file() else []
 
     def connection(self, via: Login = Login.LOGIN) -> fabric.Connection:
         """The open connection for ``via``, made on first use."""
@@ -160,7 +162,7 @@ class Remote:
             connect_kwargs=kwargs,
         )
         client = conn.client
-        hostkeys.load(client, self.settings.known_hosts)
+        self.known_hosts.install(client, self.settings.known_hosts, conn.host, conn.port)
         if self.settings.host_key_checking == "yes":
             client.set_missing_host_key_policy(hostkeys.Strict())
         else:
@@ -174,12 +176,13 @@ class Remote:
             self._connect(conn, via)
         except paramiko.AuthenticationException:
             if via is Login.BUILDOUT or password is not None or not self.passwords.interactive:
-                raise self._auth_error(conn, via) from None
-            conn = self._make(via, self.passwords.get(self.settings, conn.user))
+                raise self._auth_error(conn, via, password) from None
+            password = self.passwords.get(self.settings, conn.user)
+            conn = self._make(via, password)
             try:
                 self._connect(conn, via)
             except paramiko.AuthenticationException:
-                raise self._auth_error(conn, via) from None
+                raise self._auth_error(conn, via, password) from None
         return conn
 
     def _connect(self, conn: fabric.Connection, via: Login) -> None:
@@ -194,13 +197,15 @@ class Remote:
             entry = hostkeys.entry_name(conn.host, conn.port)
             raise HostKeyError(
                 f"the host key of {entry} has CHANGED (now {err.key.get_name()} "
-                f"{err.key.get_fingerprint().hex()}); refusing to connect. If the server was "
+                f"{err.key.fingerprint}); refusing to connect. If the server was "
                 f"rebuilt on purpose: ssh-keygen -R '{entry}' -f {self.settings.known_hosts}",
                 host=self.name,
                 cause=err,
             ) from None
         except paramiko.SSHException as err:
             conn.close()
+            if "No authentication methods" in str(err):
+                raise paramiko.AuthenticationException(str(err)) from None
             if "known_hosts" in str(err):
                 raise HostKeyError(
                     f"{err}; with host-key-checking = yes, add it to "
@@ -213,20 +218,25 @@ class Remote:
         except Exception as err:
             conn.close()
             if _reachability_error(err):
-                reason = str(err) or type(err).__name__
+                reason = _reason(err)
                 raise ConnectError(f"cannot reach {where}: {reason}", host=self.name,
                                    cause=err) from None
             raise
 
-    def _auth_error(self, conn: fabric.Connection, via: Login) -> AuthError:
+    def _auth_error(self, conn: fabric.Connection, via: Login,
+                    password: str | None) -> AuthError:
         where = f"{conn.user}@{self.settings.hoststring}"
         if via is Login.BUILDOUT:
-            key = self.settings.identity_file or "(no identity-file)"
             return NotBootstrapped(
-                f"cannot log in as buildout-user {conn.user} with key {key}; the host is not "
-                f"bootstrapped yet: run 'bin/hostout {self.name} bootstrap' (or deploy)",
+                f"cannot log in as buildout-user {conn.user} with key "
+                f"{self.settings.identity_file}; the host is not bootstrapped yet: run "
+                f"'bin/hostout {self.name} bootstrap' (or deploy)",
                 host=self.name,
             )
+        if password is None:
+            return AuthError(
+                f"no key or password to log in as {where}: set the password or identity-file "
+                "option, or run bin/hostout from a terminal to be asked", host=self.name)
         return AuthError(f"authentication failed for {where} (wrong password or key?)",
                          host=self.name)
 
@@ -275,8 +285,10 @@ class Remote:
             via: Login = Login.LOGIN, mode: int | None = None) -> None:
         """Upload to a temporary name, then rename: never a truncated file at ``remote``."""
         conn = self.connection(via)
-        remote = str(remote)
-        tmp = f"{remote}.hostout-{uuid.uuid4().hex[:8]}.part"
+        target = PurePosixPath(remote)
+        # a dotfile beside the target: atomic rename, and never listed as a distribution
+        tmp = str(target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.part"))
+        remote = str(target)
         sftp = conn.sftp()
         try:
             sftp.put(str(local), tmp)
@@ -291,6 +303,22 @@ class Remote:
     def get(self, remote: str | PurePosixPath, local: str | Path, *,
             via: Login = Login.LOGIN) -> None:
         self.connection(via).sftp().get(str(remote), str(local))
+
+
+def _reason(err: BaseException) -> str:
+    """A short human reason for a failed TCP connect."""
+    if isinstance(err, paramiko.ssh_exception.NoValidConnectionsError) and err.errors:
+        inner = next(iter(err.errors.values()))
+        if isinstance(inner, ConnectionRefusedError) or "refused" in str(inner).lower() or (
+            getattr(inner, "errno", None) in (None, 111)
+        ):
+            return "connection refused"
+        return getattr(inner, "strerror", None) or str(inner)
+    if isinstance(err, socket.gaierror):
+        return f"unknown host name ({err.strerror})"
+    if isinstance(err, (socket.timeout, TimeoutError)):
+        return "timed out"
+    return getattr(err, "strerror", None) or str(err) or type(err).__name__
 
 
 def _refused(failure: BaseException) -> bool:
