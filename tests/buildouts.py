@@ -27,6 +27,22 @@ def write(directory: Path, name: str, text: str) -> Path:
     return path
 
 
+def fetch(url: str, timeout: float = 30.0) -> str:
+    """The page at url; retried while the app (re)starts, never longer than timeout."""
+    import time
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                return response.read().decode()
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
 def buildout(directory: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     proc = subprocess.run([str(BUILDOUT), "-N", *args], cwd=directory, env=env(), text=True,
                           capture_output=True, timeout=300)
@@ -41,3 +57,26 @@ def hostout(directory: Path, *args: str, timeout: float = 600,
     return subprocess.run([str(directory / "bin" / "hostout"), *args], cwd=directory,
                           env=env(), text=True, capture_output=True, timeout=timeout,
                           input=input, stdin=None if input is not None else subprocess.DEVNULL)
+
+
+EXAMPLE = HERE.parent / "examples" / "hellowsgi"
+
+
+def example_for(workdir: Path, *, host: str, password: str, port_http: int | None = None,
+                **options: str) -> Path:
+    """A copy of examples/hellowsgi whose host1 is ``host`` (e.g. a throwaway test host),
+    built with bin/buildout, ready for ``bin/hostout host1 deploy``."""
+    import shutil
+
+    target = workdir / "hellowsgi"
+    shutil.copytree(EXAMPLE, target, ignore=shutil.ignore_patterns(
+        "bin", "parts", "eggs", "develop-eggs", ".installed.cfg", "*.egg-info", "*_key*",
+        "hostoutversions.cfg", "known_hosts", "__pycache__"))
+    (target / "ssh_config").touch()
+    settings = {"host": host, "password": password,
+                "known-hosts": str(target / "known_hosts"),
+                "ssh-config": str(target / "ssh_config"), **options}
+    write(target, "deploy.cfg", "[buildout]\nextends = buildout.cfg\n\n[host1]\n"
+          + "".join(f"{k} = {v}\n" for k, v in settings.items()))
+    buildout(target, "-c", "deploy.cfg")
+    return target

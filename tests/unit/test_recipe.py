@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from buildouts import PLUGIN, buildout, hostout, write
 
 

@@ -10,15 +10,19 @@ before any is installed, so whichever part installs or updates writes the comple
 
 from __future__ import annotations
 
+import atexit
 import logging
 import sys
 from collections.abc import Iterator, MutableMapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from .config import optionsfile
 from .config.optionsfile import RELATIVE_LOCATION, OptionsFile, digests
 from .config.settings import MERGED_OPTIONS, build_settings, lines, words
 from .errors import HostoutError
+from .packaging import versions
 
 log = logging.getLogger("collective.hostout")
 
@@ -74,8 +78,12 @@ class Recipe:
         # Defaults live in config.settings, never in options: a part that extends this one
         # must get its own defaults (path /var/buildout/<its name>), not ours.
         # Fail at buildout time, not at deploy time, on options that cannot be right.
-        build_settings(name, dict(options), buildout_directory=self.directory)
-        _registry(buildout)[name] = self
+        settings = build_settings(name, dict(options), buildout_directory=self.directory)
+        registry = _registry(buildout)
+        if not registry:  # once per buildout run: record versions when buildout is done
+            atexit.register(self._record_versions, set())
+        registry[name] = self
+        self.versionsfile = settings.versionsfile
 
     # -- hostout's extends: another part, or a plugin egg --------------------------------
     def _extend(self, options: MutableMapping[str, str], seen: list[str]) -> None:
@@ -150,6 +158,36 @@ class Recipe:
         ).write()
         installed.append(str(self.location))
         return installed
+
+    def _record_versions(self, written: set[Path]) -> None:
+        """At the end of bin/buildout: write every hostout part's versionsfile."""
+        import zc.buildout.easy_install
+
+        b = self.buildout["buildout"]
+        section = b.get("versions", "versions")
+        pins = dict(self.buildout._raw.get(section, {}))
+        picked = dict(zc.buildout.easy_install.get_picked_versions()[0])
+        eggs_dir = Path(b["eggs-directory"])
+        eggs = versions.installed_eggs(eggs_dir) | versions.installed_eggs(eggs_dir / "v5")
+        develop = [p.name.removesuffix(".egg-link")
+                   for p in Path(b["develop-eggs-directory"]).glob("*.egg-link")]
+        names = set(pins) | set(picked) | set(versions.BOOTSTRAP_DISTS)
+        used = versions.used_versions(pins=pins, picked=picked, eggs=eggs, develop=develop,
+                                      environment=versions.environment_versions(names))
+        for recipe in _registry(self.buildout).values():
+            if recipe.versionsfile not in written:
+                written.add(recipe.versionsfile)
+                versions.write(recipe.versionsfile, used, section)
+        # A versions file the buildout extends is one of its sources: keep bin/hostout's
+        # staleness check about the user's edits, not about this file we just wrote.
+        try:
+            options = optionsfile.load(self.location)
+        except HostoutError:
+            return
+        refreshed = {src: (optionsfile.digest(Path(src)) if Path(src) in written else was)
+                     for src, was in options.sources.items()}
+        if refreshed != dict(options.sources):
+            replace(options, sources=refreshed).write()
 
     def _own_options(self) -> Iterator[tuple[str, str]]:
         for key in self.options:

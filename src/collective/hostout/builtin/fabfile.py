@@ -1,4 +1,5 @@
-"""The built-in commands of every host."""
+"""The built-in commands of every host (the seed's list). Plugins override any of them and
+reach the original with ``c.super()``."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from ..commands.context import Context
 from ..commands.registry import command
 from ..remote.connection import Result
 from ..shell import RemoteCommand
+from . import deploy as steps
 
 
 @command
@@ -19,3 +21,80 @@ def sudo(c: Context, *cmd: str) -> Result:
     """Execute cmd on remote as root, through the login user's sudo"""
     script = " ".join(cmd)
     return c.sudo(RemoteCommand(script, cwd=str(c.path), cwd_optional=True, sudo=True))
+
+
+@command
+def deploy(c: Context) -> None:
+    """predeploy, uploadeggs, uploadbuildout, buildout and then postdeploy"""
+    c.commands.predeploy()
+    c.commands.uploadeggs()
+    c.commands.uploadbuildout()
+    if steps.built_already(c):
+        c.out.info(f"{c.name}: nothing changed since the last successful build; not "
+                   f"rebuilding (bin/hostout {c.name} buildout forces it)")
+    else:
+        c.commands.buildout()
+    c.commands.postdeploy()
+
+
+@command
+def predeploy(c: Context) -> None:
+    """Install buildout and its dependencies if needed. Hookpoint for plugins"""
+    if not steps.is_bootstrapped(c):
+        c.out.info(f"No {steps.layout(c).buildout} on {c.name}: bootstrapping")
+        c.commands.bootstrap()
+
+
+@command
+def bootstrap(c: Context) -> None:
+    """Install python and users needed to run buildout"""
+    c.commands.bootstrap_users()
+    c.commands.bootstrap_python()
+    c.commands.bootstrap_buildout()
+
+
+@command
+def bootstrap_users(c: Context) -> None:
+    """create buildout and the effective user and allow hostout access"""
+    steps.bootstrap_users(c)
+
+
+@command
+def bootstrap_python(c: Context) -> None:
+    """Install the python-version this buildout needs with the OS's package manager"""
+    steps.bootstrap_python(c)
+
+
+@command
+def bootstrap_buildout(c: Context) -> None:
+    """Make path a venv with zc.buildout and setuptools pinned as the local buildout's"""
+    steps.bootstrap_buildout(c)
+
+
+@command
+def uploadeggs(c: Context) -> dict[str, str]:
+    """Any develop eggs are released as eggs and uploaded to the server"""
+    return steps.uploadeggs(c)
+
+
+@command
+def uploadbuildout(c: Context) -> None:
+    """Upload buildout pinned to local picked versions + uploaded eggs"""
+    steps.uploadbuildout(c)
+
+
+@command
+def buildout(c: Context, *args: str) -> None:
+    """Run the buildout on the remote server"""
+    steps.buildout(c, *args)
+
+
+@command
+def postdeploy(c: Context) -> None:
+    """Perform any final plugin tasks"""
+
+
+@command
+def setowners(c: Context) -> None:
+    """Ensure ownership and permissions are correct on buildout and cache"""
+    steps.setowners(c)

@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import contextvars
 import subprocess
-from collections.abc import Iterator, Mapping
+import threading
+from collections.abc import Callable, Hashable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, TypeVar
 
+from ..config.optionsfile import OptionsFile
 from ..config.settings import HostSettings
 from ..errors import CommandFailed, HostoutError, NotBootstrapped
 from ..output import Output
 from ..remote.connection import Remote, Result
 from ..shell import Login, RemoteCommand, q
 from .registry import Command, Registry
+
+T = TypeVar("T")
 
 #: The context of the seed-style command running in this thread (see collective.hostout.api).
 current: contextvars.ContextVar[Context] = contextvars.ContextVar("hostout_context")
@@ -25,6 +29,24 @@ current: contextvars.ContextVar[Context] = contextvars.ContextVar("hostout_conte
 class _Frame:
     name: str
     index: int  # position in the command's chain
+
+
+class Shared:
+    """What the hosts of one invocation share: work done once for all of them (releasing
+    the develop eggs, fetching distributions), even when they run side by side."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._locks: dict[Hashable, threading.Lock] = {}
+        self._values: dict[Hashable, Any] = {}
+
+    def once(self, key: Hashable, make: Callable[[], T]) -> T:
+        with self._lock:
+            lock = self._locks.setdefault(key, threading.Lock())
+        with lock:
+            if key not in self._values:
+                self._values[key] = make()
+            return self._values[key]
 
 
 class Commands:
@@ -49,8 +71,12 @@ class Context:
     """What a command knows and can do. One per host per invocation."""
 
     def __init__(self, settings: HostSettings, remote: Remote, registry: Registry,
-                 out: Output) -> None:
+                 out: Output, options_file: OptionsFile | None = None,
+                 shared: Shared | None = None) -> None:
         self.settings = settings
+        self.shared = shared or Shared()
+        self.options_file = options_file  # the whole buildout's facts (develop, caches...)
+        self.state: dict[str, Any] = {}  # facts learnt about the host during this run
         self.remote = remote
         self.registry = registry
         self.out = out
@@ -171,7 +197,7 @@ class Context:
     def _invoke(self, cmd: Command, index: int, args: tuple[Any, ...],
                 kwargs: dict[str, Any]) -> Any:
         cmd.check_arguments(args, kwargs, self.name)
-        self.out.info(f"Running command '{cmd.name}' from '{cmd.origin}'")
+        self.out.info(f"Running command '{cmd.name}' from '{cmd.origin}'", host=self.name)
         self._frames.append(_Frame(cmd.name, index))
         token = current.set(self)
         try:

@@ -1,0 +1,129 @@
+"""Deploy timings of examples/hellowsgi on one fresh bare host, step by step.
+
+    .venv/bin/python bench/deploy.py [--repeat 3]
+
+Measures, in one run on one host: the first deploy (bare Debian, no python), an unchanged
+redeploy and a code-change redeploy, each split into hostout's steps (from the --json events),
+side by side with two floors measured on the same host in the same run: one SSH command
+(connect, authenticate, run `true`) and a no-op remote `bin/buildout -N` on its own. Ratios
+are to those floors. Prints a Markdown table for bench/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+from tempfile import TemporaryDirectory
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "tests"))
+
+import hosts  # noqa: E402
+from buildouts import env, example_for  # noqa: E402
+
+# deploy's steps as top-level commands, so each is timed (postdeploy, an empty hook, is left
+# out: buildout takes arguments, so it must come last on the command line)
+FIRST = ["bootstrap_users", "bootstrap_python", "bootstrap_buildout", "uploadeggs",
+         "uploadbuildout", "buildout"]
+AGAIN = ["predeploy", "uploadeggs", "uploadbuildout", "buildout"]
+
+
+def hostout(directory: Path, *args: str) -> tuple[float, dict[str, float]]:
+    """Wall seconds of one bin/hostout run, and seconds per top-level command."""
+    started = time.monotonic()
+    proc = subprocess.run([str(directory / "bin" / "hostout"), "--json", "host1", *args],
+                          cwd=directory, env=env(), text=True, capture_output=True,
+                          stdin=subprocess.DEVNULL, check=False)
+    wall = time.monotonic() - started
+    if proc.returncode:
+        sys.exit(f"bin/hostout {' '.join(args)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr}")
+    begun: dict[str, float] = {}
+    steps: dict[str, float] = {}
+    for line in proc.stdout.splitlines():
+        event = json.loads(line)
+        if event["event"] == "start":
+            begun[event["command"]] = event["time"]
+        elif event["event"] == "end":
+            steps[event["command"]] = event["time"] - begun[event["command"]]
+    return wall, steps
+
+
+def floor_ssh(host: hosts.TestHost, directory: Path) -> float:
+    """One Fabric connection and `true`: what any remote command costs at least."""
+    import fabric
+
+    started = time.monotonic()
+    with fabric.Connection(host.address, user=host.user, port=host.port,
+                           connect_kwargs={"password": host.password,
+                                           "look_for_keys": False,
+                                           "allow_agent": False}) as conn:
+        conn.client.load_host_keys(str(directory / "known_hosts"))
+        conn.run("true", hide=True)
+    return time.monotonic() - started
+
+
+def floor_buildout(host: hosts.TestHost) -> float:
+    """The server's own no-op build, run directly: the floor of any redeploy."""
+    cmd = ("cd /var/buildout/demo && PIP_NO_BUILD_ISOLATION=0 bin/buildout -c hostout.cfg -N "
+           ">/dev/null")
+    started = time.monotonic()
+    res = host.exec(f"su buildout -c {cmd!r}")
+    if res.returncode:
+        sys.exit(f"remote buildout failed: {res.stderr}")
+    return time.monotonic() - started
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values) if values else 0.0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    hosts.ensure_image()
+    host = hosts.start_host("hostout-bench", publish=(8080,))
+    rows: list[tuple[str, float, dict[str, float]]] = []
+    try:
+        with TemporaryDirectory() as tmp:
+            d = example_for(Path(tmp), host=host.hoststring, password=host.password)
+            wall, steps = hostout(d, *FIRST)
+            rows.append(("first deploy (bare host)", wall, steps))
+            floors: dict[str, list[float]] = defaultdict(list)
+            runs: dict[str, list[tuple[float, dict[str, float]]]] = defaultdict(list)
+            init = d / "src/hellowsgi/src/hellowsgi/__init__.py"
+            for i in range(args.repeat):
+                floors["ssh"].append(floor_ssh(host, d))
+                floors["buildout"].append(floor_buildout(host))
+                runs["unchanged redeploy"].append(hostout(d, *AGAIN))
+                init.write_text(init.read_text() + f"\n# change {i}\n")
+                runs["code-change redeploy"].append(hostout(d, *AGAIN))
+            for name, results in runs.items():
+                per_step = {s: median([r[1].get(s, 0.0) for r in results]) for s in AGAIN}
+                rows.append((name, median([r[0] for r in results]), per_step))
+    finally:
+        host.remove()
+    ssh, build = median(floors["ssh"]), median(floors["buildout"])
+    print(f"# deploy bench, {time.strftime('%Y-%m-%d')}, {platform.node()}, "
+          f"{os.cpu_count()} cores, Python {platform.python_version()}, "
+          f"median of {args.repeat} (first deploy: 1 run)\n")
+    print(f"floors: one SSH command {ssh:.2f} s; no-op remote bin/buildout -N {build:.2f} s\n")
+    names = sorted({s for _, _, steps in rows for s in steps}, key=(FIRST + AGAIN).index)
+    print("| run | wall s | x ssh | x remote build | " + " | ".join(names) + " |")
+    print("|---|---|---|---|" + "---|" * len(names))
+    for name, wall, steps in rows:
+        cells = " | ".join(f"{steps[s]:.2f}" if s in steps else "" for s in names)
+        print(f"| {name} | {wall:.2f} | {wall / ssh:.1f} | {wall / build:.1f} | {cells} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

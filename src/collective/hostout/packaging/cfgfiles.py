@@ -1,0 +1,86 @@
+"""Which local files a deploy uploads: the chosen buildout file, its extends chain, includes."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from pathlib import Path, PurePosixPath
+
+from ..errors import ConfigError
+
+SKIP_DIRS = {"__pycache__", ".git", ".hg", ".svn"}
+
+
+def _is_url(value: str) -> bool:
+    return "://" in value
+
+
+def config_chain(start: Path) -> list[Path]:
+    """``start`` and every file its ``[buildout] extends`` names, recursively, each once.
+
+    Parsed with zc.buildout's own parser, which has no side effects (it reads one file).
+    URLs are left to the server's buildout to fetch.
+    """
+    return list(parsed_chain(start))
+
+
+def parse(path: Path) -> dict[str, dict[str, str]]:
+    """One buildout file's sections, as zc.buildout reads them (no extends, no effects)."""
+    from zc.buildout.configparser import parse as buildout_parse
+
+    try:
+        with path.open(encoding="utf-8") as fp:
+            return buildout_parse(fp, str(path))
+    except Exception as err:
+        reason = " ".join(str(err).split())
+        raise ConfigError(f"cannot parse {path.name}: {reason}", cause=err) from err
+
+
+def parsed_chain(start: Path) -> dict[Path, dict[str, dict[str, str]]]:
+    """config_chain with each file's parsed sections, in extends order (start first)."""
+    seen: dict[Path, dict[str, dict[str, str]]] = {}
+
+    def visit(path: Path, referrer: Path | None) -> None:
+        path = path.resolve()
+        if path in seen:
+            return
+        if not path.is_file():
+            where = f" (extended by {referrer.name})" if referrer else ""
+            raise ConfigError(f"buildout file {path} does not exist{where}")
+        sections = seen[path] = parse(path)
+        extends = sections.get("buildout", {}).get("extends", "")
+        for item in extends.split():
+            if not _is_url(item):
+                visit(path.parent / item, path)
+
+    visit(start, None)
+    return seen
+
+
+def include_files(include: Iterable[str], base: Path) -> list[Path]:
+    """The files of the ``include`` option: files as they are, directories walked."""
+    found: list[Path] = []
+    for item in include:
+        path = (base / item).resolve()
+        if path.is_file():
+            found.append(path)
+        elif path.is_dir():
+            found.extend(p for p in sorted(path.rglob("*"))
+                         if p.is_file() and not SKIP_DIRS.intersection(p.parts)
+                         and p.suffix not in (".pyc", ".pyo"))
+        else:
+            raise ConfigError(f"include: {item} does not exist in {base}")
+    return found
+
+
+def remote_name(path: Path, base: Path) -> PurePosixPath:
+    """Where a local file goes, relative to the server's buildout directory."""
+    try:
+        return PurePosixPath(path.resolve().relative_to(base.resolve()).as_posix())
+    except ValueError:
+        raise ConfigError(f"{path} is outside the buildout directory {base}; hostout uploads "
+                          "only files inside it (copy it in, or use include)") from None
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()

@@ -1,0 +1,197 @@
+"""Issue 3 end to end: the seed's example deployed to fresh bare hosts (no python, a login
+user whose sudo asks for a password), as a user runs bin/hostout."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from buildouts import buildout, example_for, fetch, hostout
+from hosts import TestHost, start_host
+
+pytestmark = pytest.mark.integration
+
+ANSWER = "Powered by collective.hostout!"
+
+
+def uploads(proc: subprocess.CompletedProcess[str]) -> list[str]:
+    return re.findall(r"^\[host1\] upload (\S+)$", proc.stdout, re.M)
+
+
+class Deployed:
+    def __init__(self, host: TestHost, directory: Path, first: subprocess.CompletedProcess[str]):
+        self.host, self.directory, self.first = host, directory, first
+
+    def deploy(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return hostout(self.directory, "host1", *args)
+
+    @property
+    def url(self) -> str:
+        return self.host.url(8080)
+
+
+@pytest.fixture(scope="module")
+def deployed(host_image: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployed]:
+    host = start_host(publish=(8080,))
+    try:
+        d = example_for(tmp_path_factory.mktemp("deploy"), host=host.hoststring,
+                        password=host.password)
+        first = hostout(d, "host1", "deploy")
+        yield Deployed(host, d, first)
+    finally:
+        host.remove()
+
+
+def test_first_deploy_bootstraps_and_serves(deployed: Deployed):
+    proc = deployed.first
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr
+    for step in ("predeploy", "bootstrap_users", "bootstrap_python", "bootstrap_buildout",
+                 "uploadeggs", "uploadbuildout", "buildout", "postdeploy"):
+        assert f"Hostout: Running command '{step}'" in proc.stdout
+    assert re.search(r"hellowsgi-0\.1\.dev0\+[0-9a-f]+\.tar\.gz", "\n".join(uploads(proc)))
+    assert fetch(deployed.url) == ANSWER
+    assert deployed.host.password not in proc.stdout + proc.stderr
+
+
+def test_key_was_made_and_normal_deploys_need_no_password(deployed: Deployed):
+    key = deployed.directory / "host1_key"
+    assert key.stat().st_mode & 0o777 == 0o600
+    auth = deployed.host.exec("cat ~buildout/.ssh/authorized_keys").stdout
+    assert (deployed.directory / "host1_key.pub").read_text().split()[1] in auth
+    # the buildout user logs in with the key: `run` needs no password at all
+    cfg = deployed.directory / "nopw.cfg"
+    cfg.write_text("[buildout]\nextends = deploy.cfg\n[host1]\npassword =\n")
+    buildout(deployed.directory, "-c", "nopw.cfg")
+    try:
+        proc = hostout(deployed.directory, "host1", "run", "id", "-un;", "pwd")
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout.splitlines()[-2:] == ["[host1] out: buildout",
+                                                 "[host1] out: /var/buildout/demo"]
+        proc = hostout(deployed.directory, "host1", "uploadeggs", "uploadbuildout")
+        assert proc.returncode == 0, proc.stderr
+        # the example's pre-commands need sudo: without a password, one clear line
+        proc = hostout(deployed.directory, "host1", "buildout")
+        assert proc.returncode == 1
+        assert proc.stderr.strip().splitlines()[-1].startswith(
+            "Error: host1: no key or password to log in as deploy@")
+    finally:
+        buildout(deployed.directory, "-c", "deploy.cfg")
+
+
+def test_ownership_code_buildout_user_var_effective_user(deployed: Deployed):
+    paths = ["/var/buildout/demo", "/var/buildout/demo/bin/paster",
+             "/var/buildout/demo/parts/demo/paster.ini", "/var/buildout/demo/var"]
+    stat = deployed.host.exec("stat -c '%n %U:%G %a' " + " ".join(paths)).stdout
+    owner = {path: (who, mode) for path, who, mode in (ln.split() for ln in stat.splitlines())}
+    assert owner["/var/buildout/demo"] == ("buildout:hostoutdemo", "2750")
+    for code in paths[1:3]:
+        assert owner[code][0] == "buildout:hostoutdemo"
+        assert owner[code][1][-1] == "0"  # others get nothing
+    assert owner["/var/buildout/demo/var"][0] == "app:hostoutdemo"
+    # the app's user cannot change the code, but can write var/
+    assert deployed.host.exec("su -s /bin/sh app -c 'touch /var/buildout/demo/bin/x'"
+                              ).returncode != 0
+    assert deployed.host.exec("su -s /bin/sh app -c 'touch /var/buildout/demo/var/x'"
+                              ).returncode == 0
+    ps = deployed.host.exec("ps -o user= -C paster").stdout.split()
+    assert ps == ["app"]  # the application runs as the effective user
+
+
+def test_unchanged_redeploy_uploads_nothing(deployed: Deployed):
+    proc = deployed.deploy("deploy")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr
+    assert uploads(proc) == []
+    assert "Develop egg hellowsgi unchanged" in proc.stdout
+    assert "bootstrap" not in proc.stdout  # already bootstrapped
+    assert "nothing changed since the last successful build; not rebuilding" in proc.stdout
+    assert "Running command 'buildout'" not in proc.stdout  # nor restarted the app
+    assert fetch(deployed.url) == ANSWER
+
+
+def test_code_change_redeploys_only_that_package(deployed: Deployed):
+    init = deployed.directory / "src/hellowsgi/src/hellowsgi/__init__.py"
+    init.write_text(init.read_text().replace(ANSWER, ANSWER + " Again."))
+    proc = deployed.deploy("deploy")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr
+    sent = uploads(proc)
+    assert len([s for s in sent if s.endswith(".tar.gz") or s.endswith(".whl")]) == 1
+    assert sent[0].startswith("hellowsgi-0.1.dev0+")
+    assert "pinned.cfg" in sent
+    deadline = time.monotonic() + 30
+    while fetch(deployed.url) != ANSWER + " Again." and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert fetch(deployed.url) == ANSWER + " Again."
+
+
+def test_buildout_passes_extra_arguments(deployed: Deployed):
+    proc = deployed.deploy("buildout", "-N", "annotate", "buildout")
+    assert proc.returncode == 0, proc.stderr
+    assert "-c hostout.cfg -N annotate buildout" in proc.stdout
+    # the generated cfg makes the server build from shipped files only
+    assert re.search(r"^\[host1\] out: install-from-cache= true$", proc.stdout, re.M)
+
+
+def test_failing_buildout_exits_nonzero_with_remote_error(deployed: Deployed):
+    prod = deployed.directory / "prod.cfg"
+    good = prod.read_text()
+    prod.write_text(good.replace("parts += supervisor", "parts += supervisor broken")
+                    + "\n[broken]\nrecipe = no.such.recipe.anywhere\n")
+    try:
+        proc = deployed.deploy("deploy")
+        assert proc.returncode == 1
+        err = proc.stderr.strip().splitlines()
+        assert err[-1].startswith("Error: host1: ")
+        assert "bin/buildout -c hostout.cfg" in err[-1]
+        assert "no.such.recipe.anywhere" in proc.stdout + proc.stderr  # remote error lines
+        assert "post-command" not in proc.stderr  # post-commands still ran, and worked
+    finally:
+        prod.write_text(good)
+    assert fetch(deployed.url).startswith(ANSWER)  # post-commands brought it back
+
+
+def test_bad_python_version_names_the_step_and_can_be_rerun(tmp_path: Path,
+                                                              bare_host: TestHost):
+    d = example_for(tmp_path, host=bare_host.hoststring, password=bare_host.password,
+                    **{"python-version": "3.99"})
+    proc = hostout(d, "host1", "bootstrap")
+    assert proc.returncode == 1
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("Error: host1: bootstrap_python: Debian GNU/Linux 12 (bookworm) "
+                           "could not install Python 3.99")
+    assert bare_host.exec("getent passwd buildout").returncode == 0  # users step done
+    assert bare_host.exec("test -e /var/buildout/demo").returncode != 0  # nothing further
+
+
+def test_deploy_to_a_server_with_no_way_out(tmp_path: Path, internal_network: str):
+    """Firewalled or air-gapped: apt and pip cannot reach anything from the server. Python
+    comes as Debian packages shipped from here (same release and architecture), every
+    distribution from the local build, and the build reads no index."""
+    host = start_host(network=internal_network, publish=(8080,))
+    try:
+        assert host.exec("timeout 5 bash -c '</dev/tcp/deb.debian.org/80'").returncode != 0
+        d = example_for(tmp_path, host=f"{host.address}:22", password=host.password)
+        proc = hostout(d, "host1", "deploy")
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr
+        assert re.search(r"cannot install packages itself: shipping \d+ Debian packages",
+                         proc.stdout)
+        assert "pypi.org" not in proc.stdout  # the server's build read no index
+        assert fetch(host.url(8080)) == ANSWER
+    finally:
+        host.remove()
+
+
+def test_missing_buildout_group_is_one_line_and_changes_nothing(tmp_path: Path,
+                                                                bare_host: TestHost):
+    d = example_for(tmp_path, host=bare_host.hoststring, password=bare_host.password,
+                    **{"buildout-group": ""})
+    proc = hostout(d, "host1", "deploy")
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines()[-1] == (
+        "Error: host1: option buildout-group is required for this command")
+    assert bare_host.exec("getent passwd buildout").returncode != 0  # nothing remote changed
+    assert "Accepted password" not in bare_host.logs()
