@@ -11,8 +11,9 @@ from pathlib import Path
 from .config import optionsfile
 from .errors import HostoutError, StaleConfigError, UsageError
 from .output import NORMAL, QUIET, VERBOSE, Output
+from .progress import print_summary
 from .remote.connection import Passwords
-from .runner import Invocation, Plan
+from .runner import MAX_THREADS, Invocation, Plan
 
 USAGE = "cmdline is: bin/hostout host1 [host2...] [all] cmd1 [cmd2...] [arg1 arg2...]"
 
@@ -20,8 +21,13 @@ DESCRIPTION = """\
 Run hostout commands on the hosts of this buildout (its 'recipe = collective.hostout' parts).
 Options go before the first host. Arguments after the commands go to the last command;
 '--' ends the commands, so an argument may share a command's name.
+Several hosts run side by side (see --parallel, --serial); the exit status is non-zero
+if any host failed.
 Examples: bin/hostout host1 deploy | bin/hostout all run uptime | bin/hostout host1 buildout -N
 """
+
+#: Global options that take a value as the next word.
+_VALUED = ("-c", "--options-file", "--parallel")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -32,6 +38,16 @@ def _parser() -> argparse.ArgumentParser:
                    help="the options file written by bin/buildout (or its buildout directory)")
     p.add_argument("-v", "--verbose", action="store_true", help="say more")
     p.add_argument("-q", "--quiet", action="store_true", help="only command output and errors")
+    many = p.add_argument_group("many hosts")
+    order = many.add_mutually_exclusive_group()
+    order.add_argument("--parallel", metavar="N", type=int,
+                       help=f"run at most N hosts at once (default: all, up to {MAX_THREADS})")
+    order.add_argument("--serial", action="store_true", help="run the hosts one after another, "
+                       "in the order given")
+    many.add_argument("--fail-fast", action="store_true",
+                      help="once a host fails, start no other host or command")
+    many.add_argument("--json", action="store_true",
+                      help="print one JSON event per line on stdout (start, output, end)")
     return p
 
 
@@ -40,7 +56,7 @@ def split_argv(argv: Sequence[str]) -> tuple[list[str], list[str]]:
     argv = list(argv)
     i = 0
     while i < len(argv) and argv[i].startswith("-") and argv[i] != "--":
-        if argv[i] in ("-c", "--options-file"):
+        if argv[i] in _VALUED:
             i += 1
         i += 1
     rest = argv[i:]
@@ -68,6 +84,11 @@ def plan_from(words: Sequence[str], inv: Invocation) -> Plan | None:
                                                       for h in hosts):
         commands.append(words[i])
         i += 1
+        # After a command that takes parameters, the rest are its arguments, so
+        # 'sudo whoami' runs whoami even where a fabfile defines a whoami command.
+        registry = next(inv.registry(h) for h in hosts if commands[-1] in inv.registry(h))
+        if registry.get(commands[-1]).parameters:
+            break
     if i < len(words) and words[i] == "--":
         i += 1
     elif not commands and i < len(words):
@@ -100,10 +121,11 @@ def run(argv: Sequence[str], options_file: str | None = None, out: Output | None
     verbosity = QUIET if args.quiet else VERBOSE if args.verbose else NORMAL
     out = out or Output(verbosity=verbosity)
     out.verbosity = verbosity
+    out.json = out.json or args.json
     inv: Invocation | None = None
     try:
         options = optionsfile.load(_locate(args.options_file, options_file))
-        inv = Invocation(options, out, Passwords(out))
+        inv = Invocation(options, out, Passwords(out, ask=out.ask_secret))
         plan = plan_from(words, inv)
         if plan is None or not plan.commands:
             try:
@@ -113,8 +135,11 @@ def run(argv: Sequence[str], options_file: str | None = None, out: Output | None
             _listing(inv, plan, out)
             return 0
         options.check_fresh()
-        outcomes = inv.run(plan)
-        failed = [o for o in outcomes if not o.ok]
+        outcomes = inv.run(plan, parallel=1 if args.serial else args.parallel,
+                           fail_fast=args.fail_fast)
+        if len(outcomes) > 1 and not out.json and verbosity > QUIET:
+            print_summary(out, outcomes)
+        failed = [o for o in outcomes if o.error is not None]
         for outcome in failed:
             out.error(f"Error: {outcome.error}")
         return max((o.error.exit_code for o in failed if o.error), default=0)

@@ -1,19 +1,34 @@
-"""One invocation of bin/hostout: which hosts run which commands, with what, and how it went."""
+"""One invocation of bin/hostout: which hosts run which commands, with what, and how it went.
+
+Hosts run side by side, each in its own thread with its own connection, settings and
+registry (:class:`Invocation` makes them once per host, in the main thread, before anything
+runs). A host runs its commands in order; a failing host stops only itself unless
+``fail_fast`` is set, which stops starting hosts and commands once any host failed.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import time
+import traceback
+from collections import deque
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from .commands.context import Context
+from .commands.context import Context, Shared
 from .commands.discovery import registry_for
 from .commands.registry import Registry
 from .config.optionsfile import OptionsFile
 from .config.settings import HostSettings
 from .errors import HostoutError, UsageError
 from .output import Output
+from .progress import FAILED, OK, SKIPPED
 from .remote.connection import Passwords, Remote
+from .remote.hostkeys import KnownHosts
+
+#: How many hosts run at once when ``--parallel`` is not given.
+MAX_THREADS = 32
 
 
 @dataclass(frozen=True)
@@ -30,15 +45,40 @@ class Plan:
 
 @dataclass
 class HostOutcome:
+    """How one host's share of the plan went."""
+
     host: str
     commands: tuple[str, ...]
     error: HostoutError | None = None
     seconds: float = 0.0
     results: list[object] = field(default_factory=list)
+    completed: list[str] = field(default_factory=list)  # commands that ran to the end
+    failed_command: str | None = None
+
+    @property
+    def status(self) -> str:
+        """ok, failed, or skipped (not started, or stopped early by ``--fail-fast``)."""
+        if self.error is not None:
+            return FAILED
+        return OK if len(self.completed) == len(self.commands) else SKIPPED
 
     @property
     def ok(self) -> bool:
-        return self.error is None
+        return self.status == OK
+
+    @property
+    def error_line(self) -> str:
+        """The error on one line, without the host (which goes beside it)."""
+        return " ".join(self.error.message.split()) if self.error is not None else ""
+
+
+def thread_count(hosts: int, parallel: int | None) -> int:
+    """Threads for ``hosts`` hosts: ``parallel`` if given, else all of them up to the cap."""
+    if parallel is None:
+        return min(hosts, MAX_THREADS)
+    if parallel < 1:
+        raise UsageError(f"--parallel {parallel}: give a number of hosts >= 1")
+    return min(hosts, parallel)
 
 
 class Invocation:
@@ -49,6 +89,9 @@ class Invocation:
         self.out = out
         self.passwords = passwords
         self._contexts: dict[str, Context] = {}
+        self._lock = threading.Lock()
+        self._known_hosts = KnownHosts()  # each known_hosts file read once, not per host
+        self._shared = Shared()  # work a command does once for all hosts (e.g. a release)
 
     @property
     def host_names(self) -> list[str]:
@@ -68,13 +111,15 @@ class Invocation:
         return self.context(host).registry
 
     def context(self, host: str) -> Context:
-        ctx = self._contexts.get(host)
-        if ctx is None:
-            settings = self.settings(host)
-            self.out.add_secret(settings.password)
-            ctx = Context(settings, Remote(settings, self.out, self.passwords),
-                          registry_for(settings), self.out)
-            self._contexts[host] = ctx
+        with self._lock:
+            ctx = self._contexts.get(host)
+            if ctx is None:
+                settings = self.settings(host)
+                self.out.add_secret(settings.password)
+                remote = Remote(settings, self.out, self.passwords, self._known_hosts)
+                ctx = Context(settings, remote, registry_for(settings), self.out, self.options,
+                              self._shared)
+                self._contexts[host] = ctx
         return ctx
 
     def validate(self, plan: Plan) -> None:
@@ -84,31 +129,99 @@ class Invocation:
             for index, name in enumerate(plan.commands):
                 registry.get(name, host).check_arguments(plan.arguments_for(index), {}, host)
 
-    def run_host(self, host: str, plan: Plan) -> HostOutcome:
+    def run_host(self, host: str, plan: Plan, stop: threading.Event | None = None, *,
+                 stop_on_failure: bool = True) -> HostOutcome:
+        """The plan's commands on one host, in order, until one fails.
+
+        ``stop`` is shared by hosts that stop together: no command starts once it is set,
+        and with ``stop_on_failure`` (``--fail-fast``) a failure here sets it.
+        """
         ctx = self.context(host)
         outcome = HostOutcome(host, plan.commands)
         start = time.monotonic()
         try:
             for index, name in enumerate(plan.commands):
-                outcome.results.append(ctx.call(name, *plan.arguments_for(index)))
-        except HostoutError as err:
-            if err.host is None:
-                err.host = host
-            outcome.error = err
+                if stop is not None and stop.is_set():
+                    break
+                self.out.command_started(host, name)
+                began = time.monotonic()
+                try:
+                    outcome.results.append(ctx.call(name, *plan.arguments_for(index)))
+                except Exception as err:
+                    outcome.error = self._host_error(host, name, err)
+                    outcome.failed_command = name
+                    if stop is not None and stop_on_failure:
+                        stop.set()
+                    self.out.command_ended(host, name, error=outcome.error_line,
+                                           seconds=time.monotonic() - began)
+                    break
+                self.out.command_ended(host, name, seconds=time.monotonic() - began)
+                outcome.completed.append(name)
         finally:
             outcome.seconds = time.monotonic() - start
         return outcome
 
-    def run(self, plan: Plan) -> list[HostOutcome]:
+    def _host_error(self, host: str, command: str, err: Exception) -> HostoutError:
+        if isinstance(err, HostoutError):
+            if err.host is None:
+                err.host = host
+            return err
+        # Not hostout's own error: a fabfile's bug, most likely. Show where, keep going.
+        for line in "".join(traceback.format_exception(err)).rstrip().splitlines():
+            self.out.error(f"[{host}] {line}")
+        return HostoutError(f"command {command} raised {type(err).__name__}: {err}",
+                            host=host, cause=err)
+
+    def run(self, plan: Plan, *, parallel: int | None = None,
+            fail_fast: bool = False) -> list[HostOutcome]:
+        """Every host of the plan, ``parallel`` at a time (default: all, up to MAX_THREADS),
+        taken in the plan's order; outcomes come back in that order."""
         self.validate(plan)
-        outcomes: list[HostOutcome] = []
-        for host in plan.hosts:
-            outcome = self.run_host(host, plan)
-            outcomes.append(outcome)
-            if not outcome.ok:
-                break
-        return outcomes
+        outcomes = {host: HostOutcome(host, plan.commands) for host in plan.hosts}
+        waiting = deque(plan.hosts)
+        stop = threading.Event()
+        lock = threading.Lock()
+        go = threading.Event()
+
+        def worker() -> None:
+            go.wait()
+            while True:
+                with lock:
+                    if not waiting:
+                        return
+                    host = waiting.popleft()
+                if not stop.is_set():
+                    try:
+                        outcomes[host] = self.run_host(host, plan, stop,
+                                                       stop_on_failure=fail_fast)
+                    except Exception as err:  # e.g. stdout closed under us: still a result
+                        outcomes[host].error = self._host_error(host, "(output)", err)
+                    finally:
+                        # Done with this host: hang up now, side by side with the others.
+                        with contextlib.suppress(Exception):
+                            self.context(host).remote.close()
+                with contextlib.suppress(Exception):
+                    self.out.host_finished(host, outcomes[host].status,
+                                           outcomes[host].error_line)
+
+        threads = [threading.Thread(target=worker, name=f"hostout-{i}", daemon=True)
+                   for i in range(thread_count(len(plan.hosts), parallel))]
+        with self.out.progress(plan.hosts):
+            # Start every thread before any connects: Thread.start() waits for the new
+            # thread to run, which takes long once others are busy with SSH handshakes.
+            for thread in threads:
+                thread.start()
+            go.set()
+            try:
+                for thread in threads:
+                    thread.join()
+            except KeyboardInterrupt:
+                stop.set()  # no new host, no next command; the caller hangs up
+                raise
+        return [outcomes[host] for host in plan.hosts]
 
     def close(self) -> None:
-        for ctx in self._contexts.values():
+        with self._lock:
+            contexts = list(self._contexts.values())
+        for ctx in contexts:
             ctx.remote.close()

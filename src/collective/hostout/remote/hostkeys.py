@@ -4,15 +4,77 @@ from __future__ import annotations
 
 import fcntl
 import os
+import threading
 from pathlib import Path
 
 import paramiko
+from paramiko.hostkeys import HostKeyEntry, InvalidHostKey
 
 
 def load(client: paramiko.SSHClient, known_hosts: Path) -> None:
     """Teach the client every key in ``known_hosts`` (a changed key then fails to connect)."""
     if known_hosts.is_file():
         client.get_host_keys().load(str(known_hosts))
+
+
+class KnownHosts:
+    """known_hosts files read once per invocation (again only when changed, e.g. by
+    :class:`AcceptNew`) and shared by its hosts; each client learns its own host's keys only.
+
+    (paramiko's ``HostKeys.load`` checks every line against all lines before it, so loading
+    a file of n lines into each of n connections costs n**3 name matches and n**2 key
+    parses: a known_hosts of 50 hosts made a 50-host run spend most of its CPU there.)
+    """
+
+    def __init__(self) -> None:
+        self._files: dict[Path, tuple[tuple[int, int], list[tuple[tuple[str, ...], str, int]]]]
+        self._files = {}
+        self._lock = threading.Lock()
+
+    def _lines(self, known_hosts: Path) -> list[tuple[tuple[str, ...], str, int]]:
+        """(host patterns, line, line number) of every entry; keys are parsed on demand."""
+        try:
+            st = known_hosts.stat()
+            version = (st.st_mtime_ns, st.st_size)
+        except OSError:
+            version = (0, -1)
+        with self._lock:
+            cached = self._files.get(known_hosts)
+            if cached is not None and cached[0] == version:
+                return cached[1]
+            try:
+                text = known_hosts.read_text(encoding="utf-8", errors="replace")
+            except OSError:
+                text = ""
+            lines = []
+            for number, raw in enumerate(text.splitlines(), 1):
+                line = raw.strip()
+                if line and not line.startswith("#"):
+                    lines.append((tuple(line.split(None, 1)[0].split(",")), line, number))
+            self._files[known_hosts] = (version, lines)
+            return lines
+
+    def install(self, client: paramiko.SSHClient, known_hosts: Path, hostname: str,
+                port: int) -> None:
+        """Teach the client the keys ``known_hosts`` has for this host (as ``load`` does)."""
+        name = entry_name(hostname, port)
+        target = client.get_host_keys()
+        for patterns, line, number in self._lines(known_hosts):
+            if not any(_matches(pattern, name) for pattern in patterns):
+                continue
+            try:
+                entry = HostKeyEntry.from_line(line, number)
+            except (InvalidHostKey, paramiko.SSHException, ValueError):
+                continue  # as paramiko's own load: a broken line is no key
+            if entry is not None and entry.key is not None:
+                target.add(name, entry.key.get_name(), entry.key)
+
+
+def _matches(pattern: str, name: str) -> bool:
+    """paramiko's rule: the name itself, or its salted hash (``|1|salt|hash``)."""
+    if pattern.startswith("|1|"):
+        return paramiko.HostKeys.hash_host(name, pattern) == pattern
+    return pattern == name
 
 
 def entry_name(hostname: str, port: int) -> str:

@@ -1,0 +1,76 @@
+"""Many hosts on one screen: host states and the summary after a run.
+
+On a terminal the live view and the summary table come from :mod:`collective.hostout.live`
+(rich); piped output gets plain lines and a plain-text summary, so logs and CI stay greppable
+(and rich is not even imported).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .output import Output
+    from .runner import HostOutcome
+
+WAITING, RUNNING, OK, FAILED, SKIPPED = "waiting", "running", "ok", "failed", "skipped"
+
+
+# -- the summary ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SummaryRow:
+    host: str
+    commands: str
+    result: str  # ok | FAILED | skipped
+    error: str  # one line, empty when ok
+    seconds: float
+
+
+def summary_rows(outcomes: Sequence[HostOutcome]) -> list[SummaryRow]:
+    """One row per host, in the plan's host order."""
+    rows = []
+    for o in outcomes:
+        names = " ".join(o.completed + ([o.failed_command] if o.failed_command else []))
+        if o.status != OK:
+            names = f"{names} ({len(o.completed)}/{len(o.commands)} ok)".lstrip()
+        result = {OK: "ok", FAILED: "FAILED", SKIPPED: "skipped"}[o.status]
+        rows.append(SummaryRow(o.host, names, result, o.error_line, round(o.seconds, 2)))
+    return rows
+
+
+def summary_title(rows: Sequence[SummaryRow]) -> str:
+    failed = sum(r.result == "FAILED" for r in rows)
+    skipped = sum(r.result == "skipped" for r in rows)
+    ok = len(rows) - failed - skipped
+    parts = [f"{ok} ok"] + [f"{failed} FAILED"] * bool(failed) + [f"{skipped} skipped"] * bool(
+        skipped)
+    return f"Summary: {len(rows)} hosts, " + ", ".join(parts)
+
+
+def plain_summary(rows: Sequence[SummaryRow]) -> list[str]:
+    """The summary as aligned text lines (for pipes and logs)."""
+    head = ("host", "commands", "result", "seconds", "error")
+    cells = [(r.host, r.commands, r.result, f"{r.seconds:.2f}", r.error) for r in rows]
+    widths = [max(len(c[i]) for c in [head, *cells]) for i in range(4)]
+    lines = [summary_title(rows)]
+    for row in [head, *cells]:
+        text = "  ".join(
+            (cell.rjust(w) if i == 3 else cell.ljust(w)) for i, (cell, w) in
+            enumerate(zip(row[:4], widths, strict=True))
+        )
+        lines.append(f"{text}  {row[4]}".rstrip())
+    return lines
+
+
+def print_summary(out: Output, outcomes: Sequence[HostOutcome]) -> None:
+    """The summary on stdout: a table on a terminal, plain lines otherwise."""
+    rows = [SummaryRow(r.host, out.mask(r.commands), r.result, out.mask(r.error), r.seconds)
+            for r in summary_rows(outcomes)]
+    if out.is_terminal:
+        from .live import table_summary
+
+        out.show(table_summary(rows))
+    else:
+        out.plain(plain_summary(rows))
