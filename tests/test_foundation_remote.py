@@ -295,3 +295,47 @@ def test_interrupted_upload_never_leaves_a_truncated_file(tmp_path: Path, bare_h
     remote.put(small, "/tmp/small.txt")
     assert bare_host.exec("cat /tmp/small.txt").stdout == "complete\n"
     remote.close()
+
+
+def test_password_asked_once_on_a_terminal_for_all_hosts(tmp_path: Path, host_factory):
+    """No password option: on a terminal hostout asks once per login user, never echoes it,
+    and uses it for login and sudo on every host."""
+    import os
+    import pty
+    import select
+    import time
+
+    hosts = host_factory(2)
+    (tmp_path / "ssh_config").touch()
+    parts = "".join(
+        f"[h{i}]\nrecipe = collective.hostout\nhost = {h.hoststring}\nuser = {h.user}\n"
+        f"known-hosts = {tmp_path / 'known_hosts'}\nssh-config = {tmp_path / 'ssh_config'}\n"
+        for i, h in enumerate(hosts, 1))
+    (tmp_path / "buildout.cfg").write_text(f"[buildout]\nparts = h1 h2\n{parts}")
+    buildout(tmp_path)
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: bin/hostout on a terminal
+        os.chdir(tmp_path)
+        os.execv(str(tmp_path / "bin" / "hostout"),
+                 ["hostout", "--serial", "h1", "h2", "sudo", "id", "-u"])
+    seen, prompts, deadline = b"", 0, time.monotonic() + 120
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 1)
+        if not ready:
+            continue
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        seen += chunk
+        if seen.count(b"Password for deploy") > prompts:
+            prompts += 1
+            os.write(fd, hosts[0].password.encode() + b"\n")
+    _, status = os.waitpid(pid, 0)
+    text = seen.decode(errors="replace")
+    assert os.waitstatus_to_exitcode(status) == 0, text
+    assert prompts == 1
+    assert "[h1] out: 0" in text and "[h2] out: 0" in text
+    assert hosts[0].password not in text

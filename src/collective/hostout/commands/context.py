@@ -147,16 +147,26 @@ class Context:
 
     def local(self, command: str, *, warn: bool = False,
               capture: bool = False) -> subprocess.CompletedProcess[str]:
-        """Run a shell command on this machine, in the buildout directory (or ``c.lcd()``)."""
+        """Run a shell command on this machine, in the buildout directory (or ``c.lcd()``).
+
+        Its output goes through hostout's output like a remote command's (host-prefixed
+        lines, --json events), unless ``capture``.
+        """
         cwd = self._lcwd[-1] if self._lcwd else str(self.settings.buildout_directory)
         self.out.line(self.name, f"local: {command}")
-        proc = subprocess.run(command, shell=True, cwd=cwd, text=True,
-                              capture_output=capture, check=False)
+        with subprocess.Popen(command, shell=True, cwd=cwd, text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
+            out, err = proc.communicate()
+        if not capture:
+            for line in out.splitlines():
+                self.out.output(self.name, line)
+            for line in err.splitlines():
+                self.out.output(self.name, line, stderr=True)
+        result = subprocess.CompletedProcess(command, proc.returncode, out, err)
         if proc.returncode and not warn:
             raise CommandFailed(f"local command '{command}' exited {proc.returncode}",
-                                host=self.name, exit_status=proc.returncode,
-                                stderr=proc.stderr or "")
-        return proc
+                                host=self.name, exit_status=proc.returncode, stderr=err)
+        return result
 
     @contextmanager
     def cd(self, path: str | PurePosixPath) -> Iterator[None]:

@@ -45,24 +45,25 @@ class Result:
 
 
 class Passwords:
-    """The password of each host's login user: configured, else asked once per invocation."""
+    """Login users' passwords: the host's configured one, else asked once per user per
+    invocation (on a terminal only) and used for every host that user logs in to."""
 
     def __init__(self, out: Output, *, interactive: bool | None = None,
                  ask: Callable[[str], str] = getpass.getpass) -> None:
         self.out = out
         self.interactive = sys.stdin.isatty() if interactive is None else interactive
         self._ask = ask
-        self._known: dict[str, str] = {}
+        self._known: dict[str, str] = {}  # login user -> the password given for it
         self._lock = threading.Lock()
 
-    def configured(self, settings: HostSettings) -> str | None:
+    def configured(self, settings: HostSettings, user: str | None = None) -> str | None:
         if settings.password:
             self.out.add_secret(settings.password)
             return str(settings.password)
-        return self._known.get(settings.name)
+        return self._known.get(user or settings.user or "")
 
     def get(self, settings: HostSettings, user: str) -> str:
-        known = self.configured(settings)
+        known = self.configured(settings, user)
         if known is not None:
             return known
         if not self.interactive:
@@ -72,11 +73,12 @@ class Passwords:
                 host=settings.name,
             )
         with self._lock:  # one prompt at a time, even with hosts running side by side
-            if settings.name not in self._known:
-                answer = self._ask(f"Password for {user}@{settings.hoststring} ({settings.name}): ")
-                self._known[settings.name] = answer
+            if user not in self._known:
+                answer = self._ask(f"Password for {user} (on {settings.name} and any other "
+                                   "host without a password option): ")
+                self._known[user] = answer
                 self.out.add_secret(answer)
-        return self._known[settings.name]
+        return self._known[user]
 
 
 class _SudoPassword(FailingResponder):
@@ -170,7 +172,8 @@ class Remote:
         return conn
 
     def _open(self, via: Login) -> fabric.Connection:
-        password = None if via is Login.BUILDOUT else self.passwords.configured(self.settings)
+        password = (None if via is Login.BUILDOUT
+                    else self.passwords.configured(self.settings, self._user_for(via)))
         conn = self._make(via, password)
         try:
             self._connect(conn, via)
