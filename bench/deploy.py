@@ -1,6 +1,7 @@
 """Deploy timings of examples/hellowsgi on one fresh bare host, step by step.
 
     .venv/bin/python bench/deploy.py [--repeat 3]
+    .venv/bin/python bench/deploy.py --fleet 10
 
 Measures, in one run on one host: the first deploy (bare Debian, no python), an unchanged
 redeploy and a code-change redeploy, each split into hostout's steps (from the --json events),
@@ -34,6 +35,7 @@ from buildouts import env, example_for  # noqa: E402
 FIRST = ["bootstrap_users", "bootstrap_python", "bootstrap_buildout", "uploadeggs",
          "uploadbuildout", "buildout"]
 AGAIN = ["predeploy", "uploadeggs", "uploadbuildout", "buildout"]
+ORDER = [*FIRST, *AGAIN, "deploy"]
 
 
 def hostout(directory: Path, *args: str) -> tuple[float, dict[str, float]]:
@@ -81,6 +83,48 @@ def floor_buildout(host: hosts.TestHost) -> float:
     return time.monotonic() - started
 
 
+def timed(directory: Path, *args: str) -> float:
+    started = time.monotonic()
+    proc = subprocess.run([str(directory / "bin" / "hostout"), "-q", *args], cwd=directory,
+                          env=env(), text=True, capture_output=True, stdin=subprocess.DEVNULL,
+                          check=False)
+    if proc.returncode:
+        sys.exit(f"bin/hostout {' '.join(args)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr}")
+    return time.monotonic() - started
+
+
+def fleet(n: int) -> int:
+    """Issue 4, item 5: the example deployed to n fresh bare hosts at once, against one."""
+    machines = hosts.start_hosts(n + 1, "hostout-bench")
+    try:
+        with TemporaryDirectory() as tmp:
+            one = example_for(Path(tmp) / "one", host=machines[0].hoststring,
+                              password=machines[0].password)
+            many = example_for(Path(tmp) / "many", host=machines[1].hoststring,
+                               password=machines[1].password)
+            names = [f"h{i:02d}" for i in range(1, n + 1)]
+            (many / "fleet.cfg").write_text(
+                "[buildout]\nextends = deploy.cfg\nparts = demo pasterini "
+                + " ".join(names) + "\n"
+                + "".join(f"[{name}]\n<= host1\nhost = {m.hoststring}\n"
+                          for name, m in zip(names, machines[1:], strict=True)))
+            subprocess.run([str(REPO / ".venv" / "bin" / "buildout"), "-N", "-c", "fleet.cfg"],
+                           cwd=many, env=env(), check=True, capture_output=True)
+            rows = [("first deploy", timed(one, "host1", "deploy"),
+                     timed(many, "all", "deploy")),
+                    ("unchanged redeploy", timed(one, "host1", "deploy"),
+                     timed(many, "all", "deploy"))]
+    finally:
+        for m in machines:
+            m.remove()
+    print(f"# deploy to {n} bare hosts at once against one, {time.strftime('%Y-%m-%d')}, "
+          f"{os.cpu_count()} cores\n")
+    print(f"| run | 1 host s | {n} hosts s | ratio |\n|---|---|---|---|")
+    for name, single, all_hosts in rows:
+        print(f"| {name} | {single:.1f} | {all_hosts:.1f} | {all_hosts / single:.2f} |")
+    return 0
+
+
 def median(values: list[float]) -> float:
     return statistics.median(values) if values else 0.0
 
@@ -88,8 +132,12 @@ def median(values: list[float]) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--fleet", type=int, metavar="N",
+                        help="instead: deploy to N fresh hosts at once against one")
     args = parser.parse_args()
     hosts.ensure_image()
+    if args.fleet:
+        return fleet(args.fleet)
     host = hosts.start_host("hostout-bench", publish=(8080,))
     rows: list[tuple[str, float, dict[str, float]]] = []
     try:
@@ -103,11 +151,14 @@ def main() -> int:
             for i in range(args.repeat):
                 floors["ssh"].append(floor_ssh(host, d))
                 floors["buildout"].append(floor_buildout(host))
-                runs["unchanged redeploy"].append(hostout(d, *AGAIN))
+                runs["unchanged redeploy, step by step"].append(hostout(d, *AGAIN))
+                # `deploy` itself: with nothing changed it skips the build and the restarts
+                runs["unchanged `deploy`"].append(hostout(d, "deploy"))
                 init.write_text(init.read_text() + f"\n# change {i}\n")
-                runs["code-change redeploy"].append(hostout(d, *AGAIN))
+                runs["code-change redeploy, step by step"].append(hostout(d, *AGAIN))
             for name, results in runs.items():
-                per_step = {s: median([r[1].get(s, 0.0) for r in results]) for s in AGAIN}
+                steps = sorted({s for r in results for s in r[1]}, key=ORDER.index)
+                per_step = {s: median([r[1].get(s, 0.0) for r in results]) for s in steps}
                 rows.append((name, median([r[0] for r in results]), per_step))
     finally:
         host.remove()
@@ -116,7 +167,7 @@ def main() -> int:
           f"{os.cpu_count()} cores, Python {platform.python_version()}, "
           f"median of {args.repeat} (first deploy: 1 run)\n")
     print(f"floors: one SSH command {ssh:.2f} s; no-op remote bin/buildout -N {build:.2f} s\n")
-    names = sorted({s for _, _, steps in rows for s in steps}, key=(FIRST + AGAIN).index)
+    names = sorted({s for _, _, steps in rows for s in steps}, key=ORDER.index)
     print("| run | wall s | x ssh | x remote build | " + " | ".join(names) + " |")
     print("|---|---|---|---|" + "---|" * len(names))
     for name, wall, steps in rows:

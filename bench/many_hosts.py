@@ -426,19 +426,6 @@ def pyspy(fleet: Fleet, tool: Tool) -> list[str]:
     return lines
 
 
-# -- item 5 of issue 4: deploy to N hosts against one -----------------------------------------
-def deploy_ratio(fleet: Fleet) -> dict[str, float] | None:
-    """HOOK (issue 4, item 5): time ``bin/hostout all deploy`` on N hosts against one host.
-
-    Waiting for the deploy command (the deploy issue). When it lands: make a buildout of
-    examples/hellowsgi with one part per host of ``fleet`` (bench image hosts already have
-    python3; deploy needs the buildout-user and buildout-group options), time
-    ``bin/hostout h01 deploy`` on a fresh host and ``bin/hostout all deploy`` on the others,
-    and return {"one_s": ..., "all_s": ..., "ratio": all_s / one_s}.
-    """
-    return None
-
-
 # -- main -------------------------------------------------------------------------------------
 def machine() -> dict[str, str]:
     cpu = next((line.split(":", 1)[1].strip() for line in
@@ -502,9 +489,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.py_spy:
                 for tool in tools[:1] + [t for t in tools if t.name == "fabric-group"]:
                     samples.extend(pyspy(fleet, tool))
-            deploy = deploy_ratio(fleet)
-            if deploy is not None:
-                print(f"  n={n} deploy: {deploy}")
         finally:
             fleet.remove()
     print()

@@ -18,7 +18,7 @@ buildout, postdeploy.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 
@@ -70,7 +70,7 @@ def layout(c: Context) -> Layout:
 
 
 def local_dir(c: Context, *parts: str) -> Path:
-    """hostout's local working directory for this host (parts/hostout/...)."""
+    """hostout's local working directory, shared by the buildout's hosts (parts/hostout/...)."""
     d = Path(c.options_file.buildout["parts-directory"]).joinpath("hostout", *parts)
     d.mkdir(parents=True, exist_ok=True)
     return d
@@ -136,13 +136,11 @@ def owners_script(a: Accounts, lay: Layout) -> str:
 
 
 def setowners(c: Context) -> None:
-    lay = layout(c)
-    if lay.cache.is_relative_to(lay.path):
-        caches = ""
-    else:
-        a = accounts(c)
-        caches = f"\nchown -R {q(a.buildout)}:{q(a.group)} {q(lay.cache)}"
-    _step(c, "setowners", RemoteCommand(owners_script(accounts(c), lay) + caches, sudo=True))
+    a, lay = accounts(c), layout(c)
+    script = owners_script(a, lay)
+    if not lay.cache.is_relative_to(lay.path):  # a buildout-cache elsewhere: the code's too
+        script += f"\nchown -R {q(a.buildout)}:{q(a.group)} {q(lay.cache)}"
+    _step(c, "setowners", RemoteCommand(script, sudo=True))
 
 
 # -- python ------------------------------------------------------------------------------
@@ -207,8 +205,8 @@ def ship_debs(c: Context, release: system.OsRelease, version: str, extra: tuple[
             f"{problem}; nor can hostout ship its packages ({why}): set python-version to one "
             f"this OS provides, or install python{version} with venv support yourself",
             host=c.name)
-    c.out.info(f"{c.name} cannot install packages itself: shipping {len(files)} Debian "
-               "packages from this machine")
+    c.out.info(f"cannot install packages itself: shipping {len(files)} Debian packages "
+               "from this machine", host=c.name)
     if not files:
         return
     # a private directory (mktemp -d, 0700): nobody can swap the packages root installs
@@ -293,7 +291,7 @@ def upload_new(c: Context, files: list[Path], directory: PurePosixPath) -> list[
     return new
 
 
-def ship(c: Context, pins: Mapping[str, str], extra: list[Path] = ()) -> list[Path]:
+def ship(c: Context, pins: Mapping[str, str], extra: Sequence[Path] = ()) -> list[Path]:
     """Make sure the server's dist cache holds a distribution for every pin."""
     tgt = target(c)
     caches = []
@@ -349,13 +347,14 @@ def uploadeggs(c: Context) -> dict[str, str]:
     built = c.state["releases"]
     for r in built:
         verb = "changed. Releasing" if r.rebuilt else "unchanged. Reusing"
-        c.out.info(f"Develop egg {r.source.name} {verb} {r.name} = {r.version}")
+        c.out.info(f"Develop egg {r.source.name} {verb} {r.name} = {r.version}",
+                   host=c.name)
     pins = remote_pins(c)
     others = {n: v for n, v in pins.items() if n not in found}
     new = ship(c, others, extra=[r.sdist for r in built])
-    c.out.info("Eggs to transport:" + "".join(f"\n    {n} = {v}" for n, v in found.items())
-               if found else "No develop eggs to transport")
-    c.out.info(f"{len(new)} new distribution file(s) uploaded", level=1)
+    c.out.info("Eggs to transport: " + ", ".join(f"{n} = {v}" for n, v in found.items())
+               if found else "No develop eggs to transport", host=c.name)
+    c.out.info(f"{len(new)} new distribution file(s) uploaded", level=1, host=c.name)
     return found
 
 
@@ -491,8 +490,8 @@ def buildout(c: Context, *args: str) -> None:
         if uses_sudo(c):
             setowners(c)
         else:
-            c.out.info(f"{c.name}: no sudo in this deploy; run 'setowners' if the app must "
-                       "own new files in var/", level=2)
+            c.out.info("no sudo in this deploy; run 'setowners' if the app must own new "
+                       "files in var/", level=2, host=c.name)
         if not args:  # `buildout install x` or `annotate` is not the whole build
             record_build(c)
     finally:

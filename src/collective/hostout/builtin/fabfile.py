@@ -30,8 +30,8 @@ def deploy(c: Context) -> None:
     c.commands.uploadeggs()
     c.commands.uploadbuildout()
     if steps.built_already(c):
-        c.out.info(f"{c.name}: nothing changed since the last successful build; not "
-                   f"rebuilding (bin/hostout {c.name} buildout forces it)")
+        c.out.info("nothing changed since the last successful build; not rebuilding "
+                   f"(bin/hostout {c.name} buildout forces it)", host=c.name)
     else:
         c.commands.buildout()
     c.commands.postdeploy()
@@ -41,7 +41,7 @@ def deploy(c: Context) -> None:
 def predeploy(c: Context) -> None:
     """Install buildout and its dependencies if needed. Hookpoint for plugins"""
     if not steps.is_bootstrapped(c):
-        c.out.info(f"No {steps.layout(c).buildout} on {c.name}: bootstrapping")
+        c.out.info(f"No {steps.layout(c).buildout}: bootstrapping", host=c.name)
         c.commands.bootstrap()
 
 
