@@ -195,3 +195,28 @@ def test_missing_buildout_group_is_one_line_and_changes_nothing(tmp_path: Path,
         "Error: host1: option buildout-group is required for this command")
     assert bare_host.exec("getent passwd buildout").returncode != 0  # nothing remote changed
     assert "Accepted password" not in bare_host.logs()
+
+
+def test_sudo_parts_are_built_by_root_and_survive_normal_builds(deployed: Deployed):
+    d = deployed.directory
+    prod, cfg = d / "prod.cfg", d / "deploy.cfg"
+    good_prod, good_cfg = prod.read_text(), cfg.read_text()
+    prod.write_text(good_prod + "\n[rootconf]\nrecipe = collective.recipe.template\n"
+                    "input = inline:\n    made by root for ${buildout:directory}\n"
+                    "output = /etc/hostout-demo.conf\n")
+    cfg.write_text(good_cfg + "sudo-parts = rootconf\n")
+    try:
+        buildout(d, "-c", "deploy.cfg")
+        proc = deployed.deploy("deploy")
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr
+        made = deployed.host.exec("stat -c '%U' /etc/hostout-demo.conf; "
+                                  "cat /etc/hostout-demo.conf").stdout.split("\n")
+        assert made[0] == "root" and made[1] == "made by root for /var/buildout/demo"
+        # the buildout user's own build leaves root's part alone
+        proc = deployed.deploy("buildout")
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr
+        assert deployed.host.exec("test -f /etc/hostout-demo.conf").returncode == 0
+    finally:
+        prod.write_text(good_prod)
+        cfg.write_text(good_cfg)
+        buildout(d, "-c", "deploy.cfg")

@@ -404,6 +404,7 @@ def sync(c: Context, files: Mapping[PurePosixPath, Path]) -> list[PurePosixPath]
 
 
 MARKER = ".hostout-built"  # in path: the digest of the last successful build's inputs
+SUDO_INSTALLED = ".installed-sudo.cfg"  # buildout's record of the sudo-parts
 
 
 def build_digest(c: Context, files: Mapping[PurePosixPath, Path]) -> str:
@@ -485,7 +486,10 @@ def buildout(c: Context, *args: str) -> None:
                                        via=Login.BUILDOUT), echo=False)
         c.remote.execute(RemoteCommand(cmd, cwd=str(lay.path), via=Login.BUILDOUT))
         if c.settings.sudo_parts:
-            root = f"{cmd} install {join(c.settings.sudo_parts)}"
+            # root's parts keep their own installed file, so the buildout user's next run
+            # neither uninstalls them nor touches what root made
+            root = (f"{cmd} buildout:installed={SUDO_INSTALLED} "
+                    f"install {join(c.settings.sudo_parts)}")
             c.remote.execute(RemoteCommand(root, cwd=str(lay.path), sudo=True))
         if uses_sudo(c):
             setowners(c)
