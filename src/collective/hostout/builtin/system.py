@@ -104,15 +104,3 @@ def _alpine_check(version: str) -> str:
     major, minor = version.split(".")
     return (f"import sys; sys.exit(0 if sys.version_info[:2] == ({major}, {minor}) else "
             f"'this Alpine provides Python %d.%d, not {version}' % sys.version_info[:2])")
-
-
-def available_check(release: OsRelease, version: str, hostos: str | None = None
-                    ) -> RemoteCommand | None:
-    """A command that fails when the package manager has no Python ``version``."""
-    family = (hostos or release.family).lower()
-    if family in ("debian", "ubuntu"):
-        return RemoteCommand(f"apt-cache show {q(f'python{version}-venv')} >/dev/null 2>&1")
-    if family in ("redhat", "fedora", "rhel", "centos"):
-        return RemoteCommand(f"dnf -q list --available {q(f'python{version}')} >/dev/null 2>&1"
-                             f" || rpm -q {q(f'python{version}')} >/dev/null 2>&1")
-    return None

@@ -11,12 +11,6 @@ import paramiko
 from paramiko.hostkeys import HostKeyEntry, InvalidHostKey
 
 
-def load(client: paramiko.SSHClient, known_hosts: Path) -> None:
-    """Teach the client every key in ``known_hosts`` (a changed key then fails to connect)."""
-    if known_hosts.is_file():
-        client.get_host_keys().load(str(known_hosts))
-
-
 class KnownHosts:
     """known_hosts files read once per invocation (again only when changed, e.g. by
     :class:`AcceptNew`) and shared by its hosts; each client learns its own host's keys only.
