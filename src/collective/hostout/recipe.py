@@ -81,7 +81,7 @@ class Recipe:
         settings = build_settings(name, dict(options), buildout_directory=self.directory)
         registry = _registry(buildout)
         if not registry:  # once per buildout run: record versions when buildout is done
-            atexit.register(self._record_versions, set())
+            atexit.register(self._record_versions)
         registry[name] = self
         self.versionsfile = settings.versionsfile
 
@@ -159,7 +159,7 @@ class Recipe:
         installed.append(str(self.location))
         return installed
 
-    def _record_versions(self, written: set[Path]) -> None:
+    def _record_versions(self) -> None:
         """At the end of bin/buildout: write every hostout part's versionsfile."""
         import zc.buildout.easy_install
 
@@ -174,10 +174,12 @@ class Recipe:
         names = set(pins) | set(picked) | set(versions.BOOTSTRAP_DISTS)
         used = versions.used_versions(pins=pins, picked=picked, eggs=eggs, develop=develop,
                                       environment=versions.environment_versions(names))
+        written: set[Path] = set()
         for recipe in _registry(self.buildout).values():
-            if recipe.versionsfile not in written:
-                written.add(recipe.versionsfile)
-                versions.write(recipe.versionsfile, used, section)
+            path = recipe.versionsfile.resolve()
+            if path not in written:
+                written.add(path)
+                versions.write(path, used, section)
         # A versions file the buildout extends is one of its sources: keep bin/hostout's
         # staleness check about the user's edits, not about this file we just wrote.
         try:

@@ -21,11 +21,15 @@ import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
 
 from ..commands.context import Context
 from ..errors import CommandFailed, HostoutError, NotBootstrapped
 from ..packaging import cfgfiles, dists, versions
 from ..shell import Login, RemoteCommand, join, q
+
+if TYPE_CHECKING:
+    from ..packaging.release import Release
 from . import debs, keys, system
 
 BUILD_ENV = "PIP_NO_BUILD_ISOLATION=0"  # build shipped sdists with the venv's setuptools
@@ -310,14 +314,13 @@ def develop_sources(c: Context) -> list[Path]:
     return [(base / d).resolve() for d in c.options_file.buildout.get("develop", [])]
 
 
-def releases(c: Context) -> dict[str, str]:
-    """Release every develop package (content-hashed, rebuilt only when changed)."""
+def releases(c: Context) -> list[Release]:
+    """Release every develop package (content-hashed, rebuilt only when changed), once for
+    all hosts of the invocation."""
     from ..packaging.release import release_all
 
-    found = c.shared.once("releases", lambda: release_all(develop_sources(c),
-                                                          local_dir(c, "releases")))
-    c.state["releases"] = found
-    return {r.name: r.version for r in found}
+    return c.shared.once("releases", lambda: release_all(develop_sources(c),
+                                                         local_dir(c, "releases")))
 
 
 def remote_pins(c: Context) -> dict[str, str]:
@@ -333,7 +336,7 @@ def remote_pins(c: Context) -> dict[str, str]:
                      if v.strip() and not k.endswith(("+", "-"))})
     if s.versionsfile.is_file():
         pins.update(versions.read(s.versionsfile, section))
-    pins.update(releases(c))
+    pins.update({r.name: r.version for r in releases(c)})
     return pins
 
 
@@ -343,8 +346,8 @@ def chosen_chain(c: Context) -> list[Path]:
 
 
 def uploadeggs(c: Context) -> dict[str, str]:
-    found = releases(c)
-    built = c.state["releases"]
+    built = releases(c)
+    found = {r.name: r.version for r in built}
     for r in built:
         verb = "changed. Releasing" if r.rebuilt else "unchanged. Reusing"
         c.out.info(f"Develop egg {r.source.name} {verb} {r.name} = {r.version}",
