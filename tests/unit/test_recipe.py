@@ -148,3 +148,24 @@ def test_bad_options_fail_the_buildout_with_one_clear_line(tmp_path: Path, optio
     assert proc.returncode != 0
     assert message in proc.stdout + proc.stderr
     assert "Traceback" not in proc.stdout + proc.stderr
+
+
+def test_versions_file_written_and_extending_it_does_not_make_options_stale(tmp_path: Path):
+    # the seed's trick: extend hostoutversions.cfg and commit it
+    # (a pin buildout reads, so the file is one of the buildout's sources)
+    write(tmp_path, "hostoutversions.cfg", "[versions]\nnot-used-here = 1.0\n")
+    write(tmp_path, "buildout.cfg", """
+        [buildout]
+        extends = hostoutversions.cfg
+        parts = h
+        [h]
+        recipe = collective.hostout
+        host = example.invalid
+    """)
+    buildout(tmp_path)
+    written = (tmp_path / "hostoutversions.cfg").read_text()
+    assert "\nzc.buildout = " in written and "\nsetuptools = " in written
+    assert "not-used-here" not in written  # only what this build really installed
+    proc = hostout(tmp_path, "h")
+    assert proc.returncode == 0
+    assert "changed after the last bin/buildout" not in proc.stderr
