@@ -260,7 +260,8 @@ def test_interrupted_upload_never_leaves_a_truncated_file(tmp_path: Path, bare_h
 
     from collective.hostout.config.settings import build_settings
     from collective.hostout.output import QUIET, Output
-    from collective.hostout.remote.connection import Passwords, Remote
+    from collective.hostout.remote.passwords import Passwords
+    from collective.hostout.remote.ssh import SshRemote
 
     (tmp_path / "ssh_config").touch()
     settings = build_settings("host1", {
@@ -268,7 +269,7 @@ def test_interrupted_upload_never_leaves_a_truncated_file(tmp_path: Path, bare_h
         "known-hosts": str(tmp_path / "known_hosts"), "ssh-config": str(tmp_path / "ssh_config"),
     }, buildout_directory=tmp_path)
     out = Output(verbosity=QUIET)
-    remote = Remote(settings, out, Passwords(out, interactive=False))
+    remote = SshRemote(settings, out, Passwords(out, interactive=False))
     big = tmp_path / "big-1.0-py3-none-any.whl"
     big.write_bytes(os.urandom(256 * 1024 * 1024))
 

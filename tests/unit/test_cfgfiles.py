@@ -4,8 +4,8 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 
+from collective.hostout.config import cfgfiles
 from collective.hostout.errors import ConfigError
-from collective.hostout.packaging import cfgfiles
 
 
 def write(path: Path, text: str) -> Path:

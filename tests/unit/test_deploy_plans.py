@@ -8,9 +8,10 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 
-from collective.hostout.builtin import debs, keys, system
-from collective.hostout.builtin.deploy import Accounts, Layout, owners_script, users_script
+from collective.hostout.config.settings import Accounts, Layout
 from collective.hostout.packaging import dists, versions
+from collective.hostout.server import debs, keys, system
+from collective.hostout.steps.accounts import owners_script, users_script
 
 DEBIAN = 'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nID=debian\nVERSION_ID="12"\n' \
          'VERSION_CODENAME=bookworm\n'
@@ -110,7 +111,7 @@ def test_closure_takes_first_alternative_and_skips_what_the_server_has():
 
 
 def test_users_script_quotes_and_is_idempotent():
-    a = Accounts(login="deploy", buildout="bo user", effective="app", group="grp")
+    a = Accounts(login="deploy", buildout_user="bo user", effective_user="app", group="grp")
     script = users_script(a, "ssh-ed25519 AAAA hostout-h1")
     assert "getent group grp >/dev/null || groupadd grp" in script
     assert "id -u 'bo user' >/dev/null 2>&1 || useradd -m -s /bin/bash -G grp 'bo user'" in script
@@ -119,7 +120,7 @@ def test_users_script_quotes_and_is_idempotent():
 
 
 def test_owners_script_gives_code_to_buildout_user_and_var_to_app():
-    a = Accounts(login="deploy", buildout="buildout", effective="app", group="grp")
+    a = Accounts(login="deploy", buildout_user="buildout", effective_user="app", group="grp")
     lay = Layout(PurePosixPath("/var/buildout/x"), PurePosixPath("/var/buildout/x/cache"))
     script = owners_script(a, lay)
     assert "chown -R buildout:grp /var/buildout/x" in script

@@ -5,9 +5,11 @@ import pytest
 
 from collective.hostout.commands.context import Context
 from collective.hostout.commands.registry import Command, Registry, command, commands_of
+from collective.hostout.config.facts import BuildoutFacts
 from collective.hostout.config.settings import build_settings
 from collective.hostout.errors import HostoutError, UsageError
 from collective.hostout.output import QUIET, Output
+from collective.hostout.remote.recording import RecordingRemote
 
 
 def module(source: str, name: str = "fab") -> types.ModuleType:
@@ -48,8 +50,8 @@ def test_native_detection():
 
 def make_context(registry: Registry) -> Context:
     settings = build_settings("host1", {"option1": "v"}, buildout_directory=Path("/tmp"))
-    return Context(settings, remote=None, registry=registry,  # type: ignore[arg-type]
-                   out=Output(verbosity=QUIET))
+    return Context(settings, remote=RecordingRemote(), registry=registry,
+                   out=Output(verbosity=QUIET), facts=BuildoutFacts.of_directory(Path("/tmp")))
 
 
 def test_override_chain_super_and_call():

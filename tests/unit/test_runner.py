@@ -13,11 +13,12 @@ import pytest
 from rich.text import Text
 
 from collective.hostout import cli
+from collective.hostout.config.facts import BuildoutFacts
 from collective.hostout.config.optionsfile import OptionsFile
 from collective.hostout.errors import UsageError
 from collective.hostout.output import QUIET, Output
-from collective.hostout.progress import plain_summary, summary_rows
-from collective.hostout.remote.connection import Passwords
+from collective.hostout.output.summary import plain_summary, summary_rows
+from collective.hostout.remote.passwords import Passwords
 from collective.hostout.runner import MAX_THREADS, HostOutcome, Invocation, Plan, thread_count
 
 # Commands that never touch a network: they print through hostout's Output like a remote
@@ -108,7 +109,7 @@ def options_file(tmp_path: Path, hosts: dict[str, dict[str, str]], *,
                                   "fabfiles": str(fabfile), **extra}}
                for name, extra in hosts.items()}
     return OptionsFile(location=tmp_path / "parts" / "hostout" / "hostout.json",
-                       buildout={"directory": str(tmp_path)}, hosts=entries)
+                       facts=BuildoutFacts.of_directory(tmp_path), hosts=entries)
 
 
 def invocation(tmp_path: Path, hosts: dict[str, dict[str, str]], *, meet_size: int = 1,
@@ -231,7 +232,7 @@ def test_fifty_hosts_import_their_fabfile_once(tmp_path: Path):
     """))
     hosts = {f"h{i:02}": {"options": {"host": f"10.0.0.{i}", "fabfiles": str(fabfile)}}
              for i in range(50)}
-    options = OptionsFile(location=tmp_path / "x.json", buildout={"directory": str(tmp_path)},
+    options = OptionsFile(location=tmp_path / "x.json", facts=BuildoutFacts.of_directory(tmp_path),
                           hosts=hosts)
     out = RecordingOutput(verbosity=QUIET)
     inv = Invocation(options, out, Passwords(out, interactive=False))
@@ -361,7 +362,7 @@ def test_split_argv_knows_parallel_takes_a_value():
 def test_live_view_shows_hosts_states_and_errors():
     from rich.console import Console
 
-    from collective.hostout.live import LiveView
+    from collective.hostout.output.live import LiveView
 
     console = Console(file=io.StringIO(), force_terminal=True, width=100, height=30)
     view = LiveView(["web1", "web2", "web3"], console, mask=lambda t: t.replace("pw", "**"))

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import paramiko
 
-from collective.hostout.remote.hostkeys import KnownHosts
+from collective.hostout.remote.ssh import KnownHosts
 
 
 def key_line(name: str, key: paramiko.PKey) -> str:

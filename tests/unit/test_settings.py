@@ -22,7 +22,7 @@ def test_seed_defaults():
     s = settings(user="deploy")
     assert s.hostname == "host1" and s.port is None
     assert s.path == PurePosixPath("/var/buildout/host1")
-    assert s.buildout == "buildout.cfg"
+    assert s.buildout_cfg == "buildout.cfg"
     assert s.python_version == local_python_version()
     assert s.buildout_user == "deploy" and s.effective_user == "deploy"
     assert s.buildout_group is None  # mandatory where used: bootstrap_users, setowners

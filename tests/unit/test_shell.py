@@ -1,6 +1,7 @@
 import shlex
 
-from collective.hostout.shell import SUDO_PROMPT, Login, RemoteCommand, join, mask
+from collective.hostout.remote.ssh import SUDO_PROMPT, wire
+from collective.hostout.shell import Account, RemoteCommand, join, mask
 
 
 def test_every_argument_is_quoted():
@@ -12,7 +13,7 @@ def test_every_argument_is_quoted():
 def test_cwd_and_sudo_wire():
     cmd = RemoteCommand("ls -l", cwd="/var/buildout/my app", sudo=True, sudo_user="bo")
     assert cmd.body == "cd '/var/buildout/my app' && ls -l"
-    words = shlex.split(cmd.wire)
+    words = shlex.split(wire(cmd))
     assert words[:8] == ["sudo", "-S", "-p", SUDO_PROMPT, "-H", "-u", "bo", "--"]
     assert words[8:] == ["sh", "-c", cmd.body]
 
@@ -26,7 +27,7 @@ def test_display_masks_secrets_and_says_how():
     cmd = RemoteCommand(join(["login", "--password", "hunter2"]), secrets=("hunter2",))
     assert cmd.display() == "run: login --password ****"
     assert RemoteCommand("id", sudo=True).display() == "sudo: id"
-    assert RemoteCommand("id", via=Login.BUILDOUT).via is Login.BUILDOUT
+    assert RemoteCommand("id", account=Account.BUILDOUT).account is Account.BUILDOUT
 
 
 def test_mask_longest_first():

@@ -31,8 +31,9 @@ def _ctx() -> Context:
         ) from None
 
 
-class Output(str):
-    """A command's stdout, with Fabric 1's result attributes."""
+class OutputString(str):
+    """A command's stdout, with Fabric 1's result attributes (``return_code``,
+    ``stderr``, ``succeeded``, ``failed``)."""
 
     return_code: int
     stderr: str
@@ -122,24 +123,24 @@ _missing = object()
 env = Env()
 
 
-def _result(fn: Any, *args: Any, **kwargs: Any) -> Output:
+def _result(fn: Any, *args: Any, **kwargs: Any) -> OutputString:
     ctx = _ctx()
     warn = bool(ctx.env.get("warn_only", False))
     hide = bool(ctx.env.get("_hide", False))
     res = fn(*args, warn=warn, hide=hide, **kwargs)
-    out = Output(res.stdout.rstrip("\n"))
+    out = OutputString(res.stdout.rstrip("\n"))
     out.return_code = res.exited
     out.stderr = res.stderr
     return out
 
 
-def run(command: str, shell: bool = True, pty: bool = False, **_: Any) -> Output:
+def run(command: str, shell: bool = True, pty: bool = False, **_: Any) -> OutputString:
     """Run ``command`` on the host as the login user."""
     return _result(_ctx().run, command)
 
 
 def sudo(command: str, shell: bool = True, pty: bool = False, user: str | None = None,
-         **_: Any) -> Output:
+         **_: Any) -> OutputString:
     """Run ``command`` as root (or ``user``) through sudo."""
     return _result(_ctx().sudo, command, user=user)
 
@@ -165,10 +166,10 @@ def get(remote_path: str, local_path: str | Path) -> list[str]:
     return [str(local_path)]
 
 
-def local(command: str, capture: bool = False) -> Output:
+def local(command: str, capture: bool = False) -> OutputString:
     ctx = _ctx()
     proc = ctx.local(command, warn=bool(ctx.env.get("warn_only")), capture=capture)
-    out = Output((proc.stdout or "").rstrip("\n"))
+    out = OutputString((proc.stdout or "").rstrip("\n"))
     out.return_code = proc.returncode
     out.stderr = proc.stderr or ""
     return out

@@ -11,8 +11,8 @@ from pathlib import Path
 from .config import optionsfile
 from .errors import HostoutError, StaleConfigError, UsageError
 from .output import NORMAL, QUIET, VERBOSE, Output
-from .progress import print_summary
-from .remote.connection import Passwords
+from .output.summary import print_summary
+from .remote.passwords import Passwords
 from .runner import MAX_THREADS, Invocation, Plan
 
 USAGE = "cmdline is: bin/hostout host1 [host2...] [all] cmd1 [cmd2...] [arg1 arg2...]"

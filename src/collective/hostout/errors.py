@@ -1,19 +1,16 @@
-"""The error tree.
+"""Every error hostout raises on purpose, in one place.
 
 Every error a user can cause is a :class:`HostoutError`: the command line prints
-``Error: <str(err)>`` on one line and exits non-zero. Anything else is a bug and
-gets a traceback.
+``Error: <host>: <message>`` on one line and exits non-zero. Anything else is a bug and
+gets a traceback. Each error carries the host part it belongs to (``host``) and the
+lower-level exception that explains it (``cause``).
 """
 
 from __future__ import annotations
 
 
 class HostoutError(Exception):
-    """Root of every user-facing error.
-
-    ``host`` names the host part the error belongs to (or ``None``), ``cause`` the
-    lower-level exception that explains it.
-    """
+    """Root of every user-facing error."""
 
     exit_code = 1
 
@@ -32,6 +29,7 @@ class HostoutError(Exception):
         return f"{self.host}: {line}" if self.host else line
 
 
+# -- the command line and the buildout's configuration --------------------------------------
 class UsageError(HostoutError):
     """Bad command line: unknown host, unknown command, wrong arguments."""
 
@@ -39,7 +37,7 @@ class UsageError(HostoutError):
 
 
 class ConfigError(HostoutError):
-    """A missing, malformed or inconsistent option, or an unreadable options file."""
+    """A missing, malformed, unsafe or inconsistent option, or an unreadable options file."""
 
 
 class StaleConfigError(ConfigError):
@@ -50,6 +48,7 @@ class PluginError(HostoutError):
     """A fabfile or plugin egg could not be loaded."""
 
 
+# -- talking to a host ------------------------------------------------------------------------
 class RemoteError(HostoutError):
     """Something went wrong talking to a host."""
 
@@ -85,3 +84,20 @@ class CommandFailed(RemoteError):
 
 class NotBootstrapped(RemoteError):
     """The host has no buildout at its path yet."""
+
+
+# -- deploying ----------------------------------------------------------------------------------
+class BootstrapError(HostoutError):
+    """A bootstrap step failed; it can simply be rerun."""
+
+
+class UnsupportedSystem(HostoutError):
+    """The host's OS cannot provide the Python asked for."""
+
+
+class ReleaseError(HostoutError):
+    """A develop package could not be released (build failure, version not settable)."""
+
+
+class DistributionError(HostoutError):
+    """A pinned distribution could not be found or fetched."""

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import optionsfile
+from .config.facts import BuildoutFacts
 from .config.optionsfile import RELATIVE_LOCATION, OptionsFile, digests
 from .config.settings import MERGED_OPTIONS, build_settings, lines, words
 from .errors import HostoutError
@@ -149,7 +150,7 @@ class Recipe:
         installed += self._script(plugins)
         OptionsFile(
             location=self.location,
-            buildout=self._buildout_facts(),
+            facts=self._buildout_facts(),
             hosts={
                 name: {"options": dict(recipe._own_options()), "plugins": recipe.plugins}
                 for name, recipe in sorted(parts.items())
@@ -196,17 +197,18 @@ class Recipe:
             if not key.startswith("_") and key != "__buildout_signature__":
                 yield key, self.options[key]
 
-    def _buildout_facts(self) -> dict[str, Any]:
+    def _buildout_facts(self) -> BuildoutFacts:
         b = self.buildout["buildout"]
-        return {
-            "directory": str(self.directory),
-            "bin-directory": b["bin-directory"],
-            "parts-directory": b["parts-directory"],
-            "develop": list(words(b.get("develop"))),
-            "download-cache": b.get("download-cache", ""),
-            "versions": b.get("versions", "versions"),
-            "python": sys.executable,
-        }
+        cache = b.get("download-cache", "")
+        return BuildoutFacts(
+            directory=self.directory,
+            bin_directory=Path(b["bin-directory"]),
+            parts_directory=Path(b["parts-directory"]),
+            develop=tuple((self.directory / d).resolve() for d in words(b.get("develop"))),
+            download_cache=(self.directory / cache) if cache else None,
+            versions_section=b.get("versions", "versions"),
+            python=sys.executable,
+        )
 
     def _script(self, plugins: list[str]) -> list[str]:
         import zc.recipe.egg

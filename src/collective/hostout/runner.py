@@ -13,19 +13,25 @@ import threading
 import time
 import traceback
 from collections import deque
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from functools import cached_property
 
-from .commands.context import Context, Shared
+from .commands.context import Context
 from .commands.discovery import registry_for
 from .commands.registry import Registry
 from .config.optionsfile import OptionsFile
 from .config.settings import HostSettings
 from .errors import HostoutError, UsageError
 from .output import Output
-from .progress import FAILED, OK, SKIPPED
-from .remote.connection import Passwords, Remote
-from .remote.hostkeys import KnownHosts
+from .packaging.packager import Packager
+from .remote.base import Remote
+from .remote.passwords import Passwords
+from .shared import Shared
+from .status import HostOutcome
+
+#: Makes the remote of a host: SSH unless an invocation is given another kind.
+RemoteFactory = Callable[[HostSettings], Remote]
 
 #: How many hosts run at once when ``--parallel`` is not given.
 MAX_THREADS = 32
@@ -43,35 +49,6 @@ class Plan:
         return self.args if index == len(self.commands) - 1 else ()
 
 
-@dataclass
-class HostOutcome:
-    """How one host's share of the plan went."""
-
-    host: str
-    commands: tuple[str, ...]
-    error: HostoutError | None = None
-    seconds: float = 0.0
-    results: list[object] = field(default_factory=list)
-    completed: list[str] = field(default_factory=list)  # commands that ran to the end
-    failed_command: str | None = None
-
-    @property
-    def status(self) -> str:
-        """ok, failed, or skipped (not started, or stopped early by ``--fail-fast``)."""
-        if self.error is not None:
-            return FAILED
-        return OK if len(self.completed) == len(self.commands) else SKIPPED
-
-    @property
-    def ok(self) -> bool:
-        return self.status == OK
-
-    @property
-    def error_line(self) -> str:
-        """The error on one line, without the host (which goes beside it)."""
-        return " ".join(self.error.message.split()) if self.error is not None else ""
-
-
 def thread_count(hosts: int, parallel: int | None) -> int:
     """Threads for ``hosts`` hosts: ``parallel`` if given, else all of them up to the cap."""
     if parallel is None:
@@ -84,14 +61,23 @@ def thread_count(hosts: int, parallel: int | None) -> int:
 class Invocation:
     """Settings, registries and connections of one bin/hostout run, made once per host."""
 
-    def __init__(self, options: OptionsFile, out: Output, passwords: Passwords) -> None:
+    def __init__(self, options: OptionsFile, out: Output, passwords: Passwords, *,
+                 remote_factory: RemoteFactory | None = None,
+                 packager: Packager | None = None) -> None:
         self.options = options
         self.out = out
         self.passwords = passwords
         self._contexts: dict[str, Context] = {}
         self._lock = threading.Lock()
-        self._known_hosts = KnownHosts()  # each known_hosts file read once, not per host
         self._shared = Shared()  # work a command does once for all hosts (e.g. a release)
+        self._packager = packager or Packager(options.facts, self._shared)
+        self._remote_factory = remote_factory or self._ssh_factory()
+
+    def _ssh_factory(self) -> RemoteFactory:
+        from .remote.ssh import KnownHosts, SshRemote  # Fabric is imported only here
+
+        known_hosts = KnownHosts()  # each known_hosts file read once, not per host
+        return lambda settings: SshRemote(settings, self.out, self.passwords, known_hosts)
 
     @property
     def host_names(self) -> list[str]:
@@ -116,9 +102,9 @@ class Invocation:
             if ctx is None:
                 settings = self.settings(host)
                 self.out.add_secret(settings.password)
-                remote = Remote(settings, self.out, self.passwords, self._known_hosts)
-                ctx = Context(settings, remote, registry_for(settings), self.out, self.options,
-                              self._shared)
+                ctx = Context(settings, self._remote_factory(settings), registry_for(settings),
+                              self.out, self.options.facts, packager=self._packager,
+                              shared=self._shared)
                 self._contexts[host] = ctx
         return ctx
 
@@ -159,6 +145,7 @@ class Invocation:
                 outcome.completed.append(name)
         finally:
             outcome.seconds = time.monotonic() - start
+            outcome.warnings = list(ctx.warnings)
         return outcome
 
     def _host_error(self, host: str, command: str, err: Exception) -> HostoutError:

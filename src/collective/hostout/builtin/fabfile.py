@@ -1,13 +1,16 @@
 """The built-in commands of every host (the seed's list). Plugins override any of them and
-reach the original with ``c.super()``."""
+reach the original with ``c.super()``. Each is a thin wrapper over :mod:`..steps`."""
 
 from __future__ import annotations
 
 from ..commands.context import Context
 from ..commands.registry import command
-from ..remote.connection import Result
+from ..remote.base import Result
 from ..shell import RemoteCommand
-from . import deploy as steps
+from ..steps import accounts as _accounts
+from ..steps import bootstrap as _bootstrap
+from ..steps import build as _build
+from ..steps import shipping as _shipping
 
 
 @command
@@ -29,7 +32,7 @@ def deploy(c: Context) -> None:
     c.commands.predeploy()
     c.commands.uploadeggs()
     c.commands.uploadbuildout()
-    if steps.built_already(c):
+    if _build.built_already(c):
         c.out.info("nothing changed since the last successful build; not rebuilding "
                    f"(bin/hostout {c.name} buildout forces it)", host=c.name)
     else:
@@ -40,8 +43,8 @@ def deploy(c: Context) -> None:
 @command
 def predeploy(c: Context) -> None:
     """Install buildout and its dependencies if needed. Hookpoint for plugins"""
-    if not steps.is_bootstrapped(c):
-        c.out.info(f"No {steps.layout(c).buildout}: bootstrapping", host=c.name)
+    if not _bootstrap.is_bootstrapped(c):
+        c.out.info(f"No {c.settings.layout.buildout_script}: bootstrapping", host=c.name)
         c.commands.bootstrap()
 
 
@@ -56,37 +59,37 @@ def bootstrap(c: Context) -> None:
 @command
 def bootstrap_users(c: Context) -> None:
     """create buildout and the effective user and allow hostout access"""
-    steps.bootstrap_users(c)
+    _accounts.bootstrap_users(c)
 
 
 @command
 def bootstrap_python(c: Context) -> None:
     """Install the python-version this buildout needs with the OS's package manager"""
-    steps.bootstrap_python(c)
+    _bootstrap.bootstrap_python(c)
 
 
 @command
 def bootstrap_buildout(c: Context) -> None:
     """Make path a venv with zc.buildout and setuptools pinned as the local buildout's"""
-    steps.bootstrap_buildout(c)
+    _bootstrap.bootstrap_buildout(c)
 
 
 @command
 def uploadeggs(c: Context) -> dict[str, str]:
     """Any develop eggs are released as eggs and uploaded to the server"""
-    return steps.uploadeggs(c)
+    return _shipping.uploadeggs(c)
 
 
 @command
 def uploadbuildout(c: Context) -> None:
     """Upload buildout pinned to local picked versions + uploaded eggs"""
-    steps.uploadbuildout(c)
+    _shipping.uploadbuildout(c)
 
 
 @command
 def buildout(c: Context, *args: str) -> None:
     """Run the buildout on the remote server"""
-    steps.buildout(c, *args)
+    _build.run_buildout(c, *args)
 
 
 @command
@@ -97,4 +100,4 @@ def postdeploy(c: Context) -> None:
 @command
 def setowners(c: Context) -> None:
     """Ensure ownership and permissions are correct on buildout and cache"""
-    steps.setowners(c)
+    _accounts.setowners(c)

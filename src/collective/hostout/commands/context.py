@@ -1,22 +1,23 @@
-"""The context every command gets: its host's settings, its connection, the other commands."""
+"""The context every command gets: its host's settings, its remote, the other commands."""
 
 from __future__ import annotations
 
 import contextvars
 import subprocess
-import threading
-from collections.abc import Callable, Hashable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, TypeVar
 
-from ..config.optionsfile import OptionsFile
+from ..config.facts import BuildoutFacts
 from ..config.settings import HostSettings
 from ..errors import CommandFailed, HostoutError, NotBootstrapped
 from ..output import Output
-from ..remote.connection import Remote, Result
-from ..shell import Login, RemoteCommand, q
+from ..packaging.packager import Packager
+from ..remote.base import Remote, Result
+from ..shared import Shared
+from ..shell import Account, RemoteCommand, q
 from .registry import Command, Registry
 
 T = TypeVar("T")
@@ -29,24 +30,6 @@ current: contextvars.ContextVar[Context] = contextvars.ContextVar("hostout_conte
 class _Frame:
     name: str
     index: int  # position in the command's chain
-
-
-class Shared:
-    """What the hosts of one invocation share: work done once for all of them (releasing
-    the develop eggs, fetching distributions), even when they run side by side."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._locks: dict[Hashable, threading.Lock] = {}
-        self._values: dict[Hashable, Any] = {}
-
-    def once(self, key: Hashable, make: Callable[[], T]) -> T:
-        with self._lock:
-            lock = self._locks.setdefault(key, threading.Lock())
-        with lock:
-            if key not in self._values:
-                self._values[key] = make()
-            return self._values[key]
 
 
 class Commands:
@@ -68,20 +51,28 @@ class Commands:
 
 
 class Context:
-    """What a command knows and can do. One per host per invocation."""
+    """What a command knows and can do. One per host per invocation.
+
+    ``settings`` are the host part's typed options (``options`` the raw ones, for plugins),
+    ``facts`` what bin/buildout resolved about the local buildout, ``remote`` the host.
+    ``packager`` releases develop packages and finds distributions once for all hosts;
+    ``shared`` is for a plugin's own once-for-all work (``c.shared.once(key, make)``).
+    """
 
     def __init__(self, settings: HostSettings, remote: Remote, registry: Registry,
-                 out: Output, options_file: OptionsFile | None = None,
+                 out: Output, facts: BuildoutFacts, *, packager: Packager | None = None,
                  shared: Shared | None = None) -> None:
         self.settings = settings
+        self.facts = facts
         self.shared = shared or Shared()
-        self.options_file = options_file  # the whole buildout's facts (develop, caches...)
-        self.state: dict[str, Any] = {}  # facts learnt about the host during this run
+        self.packager = packager or Packager(facts, self.shared)
         self.remote = remote
         self.registry = registry
         self.out = out
         self.commands = Commands(self)
         self.env: dict[str, Any] = {}  # seed-style fabfiles' env overrides, per host
+        self.warnings: list[str] = []  # warnings of this run, for the summary
+        self._states: dict[type, Any] = {}
         self._frames: list[_Frame] = []
         self._cwd: list[str] = []
         self._lcwd: list[str] = []
@@ -101,8 +92,26 @@ class Context:
 
     @property
     def connection(self) -> Any:
-        """The Fabric connection of the login user (opened on first use)."""
-        return self.remote.connection(Login.LOGIN)
+        """The Fabric connection of the login user, opened on first use (SSH hosts only;
+        hostout's own steps use ``remote``, which containers and tests also provide)."""
+        connection = getattr(self.remote, "connection", None)
+        if connection is None:
+            raise HostoutError(f"{type(self.remote).__name__} has no SSH connection",
+                               host=self.name)
+        return connection(Account.LOGIN)
+
+    def state(self, kind: type[T]) -> T:
+        """This host's instance of a typed state, made with ``kind()`` on first use: what one
+        step learns for the next (``c.state(DeployState).target``)."""
+        found = self._states.get(kind)
+        if found is None:
+            found = self._states[kind] = kind()
+        return found
+
+    def warn(self, text: str) -> None:
+        """A warning: printed now, and listed again in the summary of the run."""
+        self.warnings.append(text)
+        self.out.error(f"Warning: {self.name}: {text}")
 
     # -- running things ----------------------------------------------------------------------
     def _command(self, command: str | RemoteCommand, **kwargs: Any) -> RemoteCommand:
@@ -125,12 +134,12 @@ class Context:
     def buildout_run(self, command: str, *, warn: bool = False, hide: bool = False) -> Result:
         """Run a shell command as the buildout user inside the buildout's ``path``."""
         self.require_path()
-        cmd = RemoteCommand(command, cwd=str(self.path), via=Login.BUILDOUT)
+        cmd = RemoteCommand(command, cwd=str(self.path), account=Account.BUILDOUT)
         return self.remote.execute(cmd, warn=warn, hide=hide)
 
     def require_path(self) -> None:
         """NotBootstrapped unless the buildout directory exists on the host."""
-        probe = RemoteCommand.argv(["test", "-d", str(self.path)], via=Login.BUILDOUT)
+        probe = RemoteCommand.argv(["test", "-d", str(self.path)], account=Account.BUILDOUT)
         if not self.remote.execute(probe, warn=True, hide=True, echo=False).ok:
             raise NotBootstrapped(
                 f"{self.path} does not exist yet: the host is not bootstrapped; run "

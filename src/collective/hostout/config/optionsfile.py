@@ -8,7 +8,6 @@ a .cfg made stale.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Iterable, Mapping
@@ -17,15 +16,18 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, StaleConfigError
+from ..files import sha256_file, write_atomically
+from .facts import BuildoutFacts
 from .settings import HostSettings, build_settings
 
-FORMAT = 1
+FORMAT = 2
 RELATIVE_LOCATION = Path("hostout") / "hostout.json"
 
 
 def digest(path: Path) -> str | None:
+    """The file's sha256, or None when it is missing or unreadable."""
     try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()
+        return sha256_file(path)
     except OSError:
         return None
 
@@ -39,13 +41,13 @@ class OptionsFile:
     """The parsed options file."""
 
     location: Path
-    buildout: Mapping[str, Any]
+    facts: BuildoutFacts
     hosts: Mapping[str, Mapping[str, Any]]
     sources: Mapping[str, str | None] = field(default_factory=dict)
 
     @property
     def directory(self) -> Path:
-        return Path(self.buildout["directory"])
+        return self.facts.directory
 
     @property
     def host_names(self) -> list[str]:
@@ -78,7 +80,7 @@ class OptionsFile:
         return json.dumps(
             {
                 "format": FORMAT,
-                "buildout": dict(self.buildout),
+                "facts": self.facts.to_dict(),
                 "sources": dict(self.sources),
                 "hosts": {k: dict(v) for k, v in self.hosts.items()},
             },
@@ -87,11 +89,7 @@ class OptionsFile:
         )
 
     def write(self) -> None:
-        self.location.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.location.with_name(self.location.name + ".tmp")
-        tmp.write_text(self.to_json() + "\n", encoding="utf-8")
-        os.chmod(tmp, 0o600)  # it may hold passwords
-        tmp.replace(self.location)
+        write_atomically(self.location, self.to_json() + "\n", mode=0o600)  # may hold passwords
 
 
 def load(location: str | Path) -> OptionsFile:
@@ -111,7 +109,7 @@ def load(location: str | Path) -> OptionsFile:
         )
     return OptionsFile(
         location=location,
-        buildout=data["buildout"],
+        facts=BuildoutFacts.from_dict(data["facts"]),
         hosts=data["hosts"],
         sources=data.get("sources", {}),
     )

@@ -1,4 +1,9 @@
-"""Typed, validated settings of one host part, built from buildout's resolved options."""
+"""Typed, validated settings of one host part, built from buildout's resolved options.
+
+This is the one place an option's text becomes a value: defaults, validation (values that
+cannot be a safe path, user or group name are refused here, before anything connects) and
+the derived facts commands share (the server layout, the accounts).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ import re
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path, PurePosixPath
 
 from ..errors import ConfigError
@@ -16,7 +22,16 @@ MERGED_OPTIONS = ("fabfiles", "pre-commands", "post-commands")
 
 HOST_KEY_POLICIES = ("accept-new", "yes")
 
-_PYTHON_VERSION = re.compile(r"^3\.\d{1,2}$")
+_PYTHON_VERSION = re.compile(r"^(?P<major>\d+)\.(?P<minor>\d{1,2})(\.\d+)?$")
+
+#: A path on the server hostout puts in commands: absolute, no shell or glob characters.
+SAFE_PATH = re.compile(r"^/[A-Za-z0-9._+@%/-]*$")
+#: A relative file name in the buildout (the ``buildout`` option, include entries).
+SAFE_RELATIVE = re.compile(r"^[A-Za-z0-9._+@%-][A-Za-z0-9._+@%/-]*$")
+#: A user or group name as useradd/groupadd accept them (Debian's default NAME_REGEX).
+SAFE_ACCOUNT = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
+#: A buildout part name.
+SAFE_PART = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]*$")
 
 
 class Secret(str):
@@ -65,19 +80,71 @@ def parse_hoststring(value: str, *, part: str) -> tuple[str, int | None]:
 
 
 @dataclass(frozen=True)
+class Layout:
+    """Where things are on the server, derived from ``path`` and ``buildout-cache``::
+
+        path/                     a venv with zc.buildout; the buildout runs here
+          bin/buildout, bin/python
+          var/                    the application's data
+        buildout-cache/           (default path/buildout-cache)
+          downloads/dist/         every distribution the build needs: no index is read
+          eggs/
+    """
+
+    path: PurePosixPath
+    cache: PurePosixPath
+
+    @property
+    def downloads(self) -> PurePosixPath:
+        return self.cache / "downloads"
+
+    @property
+    def dist(self) -> PurePosixPath:
+        return self.downloads / "dist"
+
+    @property
+    def eggs(self) -> PurePosixPath:
+        return self.cache / "eggs"
+
+    @property
+    def buildout_script(self) -> PurePosixPath:
+        return self.path / "bin" / "buildout"
+
+    @property
+    def python(self) -> PurePosixPath:
+        return self.path / "bin" / "python"
+
+    @property
+    def var(self) -> PurePosixPath:
+        return self.path / "var"
+
+
+@dataclass(frozen=True)
+class Accounts:
+    """Who is who on the server: the sudo-capable login user, the buildout user (owns the
+    code, runs buildout), the effective user (owns var/, runs the app), their group."""
+
+    login: str
+    buildout_user: str
+    effective_user: str
+    group: str
+
+
+@dataclass(frozen=True)
 class HostSettings:
-    """Everything hostout knows about one host part. ``options`` keeps every raw option."""
+    """Everything hostout knows about one host part. ``options`` keeps every raw option,
+    for plugins; hostout's own code reads the typed fields."""
 
     name: str
     hostname: str
     port: int | None
-    user: str | None
+    user: str | None  # None: ~/.ssh/config's User, else the local user
     password: Secret | None
     identity_file: Path
     path: PurePosixPath
-    buildout: str
-    buildout_user: str | None
-    effective_user: str | None
+    buildout_cfg: str  # the ``buildout`` option: the cfg built on the server
+    buildout_user: str | None  # None: the login user
+    effective_user: str | None  # None: the buildout user
     buildout_group: str | None  # mandatory for the commands that create or chown files
     python_version: str
     hostos: str | None
@@ -86,7 +153,8 @@ class HostSettings:
     sudo_parts: tuple[str, ...]
     parts: tuple[str, ...]
     include: tuple[str, ...]
-    buildout_cache: str | None
+    buildout_cache: PurePosixPath | None
+    system_packages: tuple[str, ...]
     fabfiles: tuple[str, ...]
     plugins: tuple[str, ...]
     versionsfile: Path
@@ -101,6 +169,18 @@ class HostSettings:
     def hoststring(self) -> str:
         host = f"[{self.hostname}]" if ":" in self.hostname else self.hostname
         return f"{host}:{self.port}" if self.port else host
+
+    @cached_property
+    def layout(self) -> Layout:
+        cache = self.buildout_cache or PurePosixPath("buildout-cache")
+        return Layout(self.path, cache if cache.is_absolute() else self.path / cache)
+
+    def accounts(self, login: str) -> Accounts:
+        """The accounts, given who the login user turned out to be. ``buildout-group`` is
+        mandatory (the seed): a ConfigError naming it, before anything connects."""
+        group = self.require("buildout-group")
+        buildout_user = self.buildout_user or login
+        return Accounts(login, buildout_user, self.effective_user or buildout_user, group)
 
     def require(self, option: str) -> str:
         """The value of a mandatory option, or a ConfigError that names it."""
@@ -132,6 +212,39 @@ def local_python_version() -> str:
     return f"{sys.version_info.major}.{sys.version_info.minor}"
 
 
+def python_version(value: str | None, *, part: str) -> str:
+    """``3.X`` from the option (hostout 1 also took ``3.X.Y``: trimmed), else this Python's."""
+    if value is None:
+        return local_python_version()
+    m = _PYTHON_VERSION.match(value)
+    if m is None:
+        raise ConfigError(f"option python-version = {value!r} is not a Python 3 version such "
+                          "as 3.11", host=part)
+    if m["major"] != "3":
+        raise ConfigError(f"option python-version = {value!r} is not a Python 3 version: "
+                          "hostout 2 deploys Python 3 buildouts only; set python-version to "
+                          "the 3.X your buildout runs on (or leave it out to use this "
+                          "machine's)", host=part)
+    return f"3.{int(m['minor'])}"
+
+
+def _safe(value: str | None, pattern: re.Pattern[str], option: str, part: str,
+          what: str) -> str | None:
+    if value is not None and not pattern.match(value):
+        raise ConfigError(f"option {option} = {value!r} is not {what}", host=part)
+    return value
+
+
+def _safe_path(value: str, option: str, part: str) -> PurePosixPath:
+    if not value.startswith("/"):
+        raise ConfigError(f"option {option} = {value!r} must be an absolute path", host=part)
+    _safe(value, SAFE_PATH, option, part, "a safe path (letters, digits and ._+@%/- only)")
+    path = PurePosixPath(value)
+    if ".." in path.parts:
+        raise ConfigError(f"option {option} = {value!r} must not contain '..'", host=part)
+    return path
+
+
 def build_settings(
     name: str,
     options: Mapping[str, str],
@@ -149,17 +262,18 @@ def build_settings(
             raise ConfigError(f"option port = {explicit_port!r} is not a port number", host=name)
         port = int(explicit_port)
 
-    path = PurePosixPath(_get(options, "path") or f"/var/buildout/{name}")
-    if not path.is_absolute():
-        raise ConfigError(f"option path = {str(path)!r} must be an absolute path", host=name)
-
-    python_version = _get(options, "python-version") or local_python_version()
-    if not _PYTHON_VERSION.match(python_version):
-        raise ConfigError(
-            f"option python-version = {python_version!r} is not a Python 3 major.minor "
-            "such as 3.11",
-            host=name,
-        )
+    path = _safe_path(_get(options, "path") or f"/var/buildout/{name}", "path", name)
+    cache_text = _get(options, "buildout-cache")
+    cache: PurePosixPath | None = None
+    if cache_text is not None:
+        if cache_text.startswith("/"):
+            cache = _safe_path(cache_text, "buildout-cache", name)
+        else:
+            _safe(cache_text, SAFE_RELATIVE, "buildout-cache", name, "a safe path")
+            cache = PurePosixPath(cache_text)
+            if ".." in cache.parts:
+                raise ConfigError(f"option buildout-cache = {cache_text!r} must not contain "
+                                  "'..'", host=name)
 
     policy = (_get(options, "host-key-checking") or "accept-new").lower()
     if policy not in HOST_KEY_POLICIES:
@@ -183,8 +297,29 @@ def build_settings(
         p = Path(value).expanduser()
         return p if p.is_absolute() else buildout_directory / p
 
-    user = _get(options, "user")
-    buildout_user = _get(options, "buildout-user") or user
+    account = "a user or group name (lower-case letters, digits, _ and -)"
+    user = _safe(_get(options, "user"), re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._@-]*$"), "user",
+                 name, "a login name")
+    buildout_user = _safe(_get(options, "buildout-user"), SAFE_ACCOUNT, "buildout-user", name,
+                          account) or user
+    effective_user = _safe(_get(options, "effective-user"), SAFE_ACCOUNT, "effective-user",
+                           name, account)
+    group = _safe(_get(options, "buildout-group"), SAFE_ACCOUNT, "buildout-group", name,
+                  account)
+    buildout_cfg = _safe(_get(options, "buildout") or "buildout.cfg", SAFE_RELATIVE, "buildout",
+                         name, "a file name in the buildout directory")
+    assert buildout_cfg is not None
+    if ".." in PurePosixPath(buildout_cfg).parts:
+        raise ConfigError(f"option buildout = {buildout_cfg!r} must be inside the buildout "
+                          "directory", host=name)
+    part_lists = {key: words(options.get(key)) for key in ("parts", "sudo-parts")}
+    for key, parts in part_lists.items():
+        for part in parts:
+            _safe(part, SAFE_PART, key, name, "a list of part names")
+    system_packages = words(options.get("system-packages"))
+    for package in system_packages:
+        _safe(package, re.compile(r"^[A-Za-z0-9][A-Za-z0-9.+_:=-]*$"), "system-packages", name,
+              "a list of package names")
     password = _get(options, "password")
     return HostSettings(
         name=name,
@@ -196,18 +331,20 @@ def build_settings(
         identity_file=local_path(_get(options, "identity-file") or _get(options, "key")
                                  or f"{name}_key"),
         path=path,
-        buildout=_get(options, "buildout") or "buildout.cfg",
+        buildout_cfg=buildout_cfg,
         buildout_user=buildout_user,
-        effective_user=_get(options, "effective-user") or buildout_user,
-        buildout_group=_get(options, "buildout-group"),
-        python_version=python_version,
-        hostos=_get(options, "hostos"),
+        effective_user=effective_user or buildout_user,
+        buildout_group=group,
+        python_version=python_version(_get(options, "python-version"), part=name),
+        hostos=_safe(_get(options, "hostos"), re.compile(r"^[a-z][a-z0-9_]*$"), "hostos", name,
+                     "an OS family name such as debian, redhat or alpine"),
         pre_commands=lines(options.get("pre-commands")),
         post_commands=lines(options.get("post-commands")),
-        sudo_parts=words(options.get("sudo-parts")),
-        parts=words(options.get("parts")),
+        sudo_parts=part_lists["sudo-parts"],
+        parts=part_lists["parts"],
         include=lines(options.get("include")),
-        buildout_cache=_get(options, "buildout-cache"),
+        buildout_cache=cache,
+        system_packages=system_packages,
         fabfiles=lines(options.get("fabfiles")),
         plugins=plugins,
         versionsfile=local_path(_get(options, "versionsfile") or "hostoutversions.cfg")

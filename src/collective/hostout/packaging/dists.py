@@ -30,13 +30,10 @@ from packaging.utils import (
 )
 from packaging.version import InvalidVersion, Version
 
-from ..errors import HostoutError
+from ..errors import DistributionError
+from ..shell import last_line
 
 SDIST_SUFFIXES = (".tar.gz", ".zip", ".tar.bz2", ".tgz")
-
-
-class DistributionError(HostoutError):
-    """A pinned distribution could not be found or fetched."""
 
 
 @dataclass(frozen=True)
@@ -149,7 +146,7 @@ def collect(pins: Mapping[str, str], dest: Path, *, caches: Iterable[Path] = (),
                               capture_output=True, check=False)
         found, missing = find_local(pins, directories, target)
         if missing:
-            last = (proc.stderr.strip().splitlines() or [""])[-1]
+            last = last_line(proc.stderr)
             names = ", ".join(f"{n}=={v}" for n, v in sorted(missing.items()))
             where = "" if target == Target.local() else (
                 f" for the server's Python {target.python_version} on {target.platform}")

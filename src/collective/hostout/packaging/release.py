@@ -39,17 +39,14 @@ import pyproject_hooks
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from ..errors import HostoutError
+from ..errors import ReleaseError
+from ..files import write_atomically
 from .hashing import hash_files, package_files
 
 CACHE_NAME = ".hostout-releases.json"
 _CACHE_FORMAT = 1
 _SETUPTOOLS_BACKEND = "setuptools.build_meta"
 _DEFAULT_BACKEND = f"{_SETUPTOOLS_BACKEND}:__legacy__"
-
-
-class ReleaseError(HostoutError):
-    """A develop package could not be released (build failure, version not settable)."""
 
 
 @dataclass(frozen=True)
@@ -171,16 +168,7 @@ def _remember(dist_dir: Path, made: Release) -> None:
         "sdist": made.sdist.name,
     }
     data = {"format": _CACHE_FORMAT, "releases": dict(sorted(releases.items()))}
-    _write_atomically(dist_dir / CACHE_NAME, json.dumps(data, indent=2) + "\n")
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_atomically(dist_dir / CACHE_NAME, json.dumps(data, indent=2) + "\n")
 
 
 # -- building -----------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from __future__ import annotations
 import shlex
 from dataclasses import dataclass
 
-from ..errors import HostoutError
+from ..errors import UnsupportedSystem
 from ..shell import RemoteCommand, join, q
 
 APT_ENV = "DEBIAN_FRONTEND=noninteractive"
@@ -57,10 +57,6 @@ FAMILIES = {
     "redhat": ("rhel", "centos", "fedora", "rocky", "almalinux", "redhat", "ol"),
     "alpine": ("alpine",),
 }
-
-
-class UnsupportedSystem(HostoutError):
-    """The host's OS cannot provide the Python asked for."""
 
 
 def python_binary(version: str) -> str:

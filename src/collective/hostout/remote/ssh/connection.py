@@ -1,21 +1,21 @@
-"""SSH to one host through Fabric: the only module that drives fabric and paramiko.
+"""A host over SSH, through Fabric 3 (paramiko, invoke).
 
-A :class:`Remote` holds at most one Fabric ``Connection`` per account (the login ``user`` and,
-when it differs, the ``buildout-user``), opened on first use and reused by every command of
-the invocation.
+:class:`SshRemote` implements the :class:`~collective.hostout.remote.base.Remote` protocol. It
+holds at most one Fabric ``Connection`` per account (the login ``user`` and, when it differs,
+the ``buildout-user``), opened on first use and reused by every command of the invocation.
+Root and other users are reached through the login user's sudo, whose password goes only to
+hostout's own sudo prompt, on stdin. Transport errors become hostout's errors here, in one
+place (:meth:`SshRemote._connect`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import getpass
 import re
 import socket
-import sys
 import threading
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 import fabric
@@ -23,62 +23,24 @@ import paramiko
 from invoke.exceptions import Failure, ResponseNotAccepted, ThreadException
 from invoke.watchers import FailingResponder
 
-from ..config.settings import HostSettings
-from ..errors import AuthError, CommandFailed, ConnectError, HostKeyError, NotBootstrapped
-from ..output import Output
-from ..shell import SUDO_PROMPT, Login, RemoteCommand
+from ...config.settings import HostSettings
+from ...errors import AuthError, CommandFailed, ConnectError, HostKeyError, NotBootstrapped
+from ...output import Output
+from ...shell import Account, RemoteCommand, join
+from ..base import Result, failure_message
+from ..passwords import Passwords
 from . import hostkeys
 
-
-@dataclass(frozen=True)
-class Result:
-    """What a remote command left behind."""
-
-    command: RemoteCommand
-    stdout: str
-    stderr: str
-    exited: int
-
-    @property
-    def ok(self) -> bool:
-        return self.exited == 0
+#: The prompt hostout asks sudo to print, so the password is only ever sent to this prompt.
+SUDO_PROMPT = "[hostout] sudo password:"
 
 
-class Passwords:
-    """Login users' passwords: the host's configured one, else asked once per user per
-    invocation (on a terminal only) and used for every host that user logs in to."""
-
-    def __init__(self, out: Output, *, interactive: bool | None = None,
-                 ask: Callable[[str], str] = getpass.getpass) -> None:
-        self.out = out
-        self.interactive = sys.stdin.isatty() if interactive is None else interactive
-        self._ask = ask
-        self._known: dict[str, str] = {}  # login user -> the password given for it
-        self._lock = threading.Lock()
-
-    def configured(self, settings: HostSettings, user: str | None = None) -> str | None:
-        if settings.password:
-            self.out.add_secret(settings.password)
-            return str(settings.password)
-        return self._known.get(user or settings.user or "")
-
-    def get(self, settings: HostSettings, user: str) -> str:
-        known = self.configured(settings, user)
-        if known is not None:
-            return known
-        if not self.interactive:
-            raise AuthError(
-                f"a password is needed for {user}@{settings.hoststring}: set the password "
-                "option or run bin/hostout from a terminal",
-                host=settings.name,
-            )
-        with self._lock:  # one prompt at a time, even with hosts running side by side
-            if user not in self._known:
-                answer = self._ask(f"Password for {user} (on {settings.name} and any other "
-                                   "host without a password option): ")
-                self._known[user] = answer
-                self.out.add_secret(answer)
-        return self._known[user]
+def wire(cmd: RemoteCommand) -> str:
+    """Exactly what is sent over SSH for ``cmd`` (without the sudo password: stdin)."""
+    if not cmd.sudo:
+        return cmd.body
+    user = ["-u", cmd.sudo_user] if cmd.sudo_user else []
+    return join(["sudo", "-S", "-p", SUDO_PROMPT, "-H", *user, "--", "sh", "-c", cmd.body])
 
 
 class _SudoPassword(FailingResponder):
@@ -102,7 +64,7 @@ def _reachability_error(err: BaseException) -> bool:
     return isinstance(err, (OSError, EOFError))
 
 
-class Remote:
+class SshRemote:
     """One host's SSH side for one invocation."""
 
     def __init__(self, settings: HostSettings, out: Output, passwords: Passwords,
@@ -111,7 +73,7 @@ class Remote:
         self.out = out
         self.passwords = passwords
         self.known_hosts = known_hosts or hostkeys.KnownHosts()  # shared by an invocation
-        self._connections: dict[Login, fabric.Connection] = {}
+        self._connections: dict[Account, fabric.Connection] = {}
         self._lock = threading.Lock()
 
     @property
@@ -124,38 +86,52 @@ class Remote:
             return fabric.Config(runtime_ssh_path=str(self.settings.ssh_config))
         return fabric.Config()
 
-    def _user_for(self, via: Login) -> str | None:
-        if via is Login.BUILDOUT and self.settings.buildout_user != self.settings.user:
+    def _user_for(self, account: Account) -> str | None:
+        """Who logs in for ``account``: None lets ssh_config (or the local user) decide."""
+        if account is Account.BUILDOUT and self.settings.buildout_user != self.settings.user:
             return self.settings.buildout_user
         return self.settings.user
+
+    @property
+    def login_user(self) -> str:
+        """The login user: the ``user`` option, else ssh_config's User, else the local user
+        (what Fabric decides, read without connecting)."""
+        if self.settings.user:
+            return self.settings.user
+        with self._lock:
+            conn = self._connections.get(Account.LOGIN)
+        if conn is None:
+            conn = fabric.Connection(host=self.settings.hostname, port=self.settings.port,
+                                     config=self._fabric_config())
+        return str(conn.user)
 
     def _key(self) -> list[str]:
         key = self.settings.identity_file
         return [str(key)] if key.is_file() else []
 
-    def connection(self, via: Login = Login.LOGIN) -> fabric.Connection:
-        """The open connection for ``via``, made on first use."""
-        if via is Login.BUILDOUT and self._user_for(via) == self.settings.user:
-            via = Login.LOGIN
+    def connection(self, account: Account = Account.LOGIN) -> fabric.Connection:
+        """The open Fabric connection of ``account``, made on first use."""
+        if account is Account.BUILDOUT and self._user_for(account) == self.settings.user:
+            account = Account.LOGIN
         with self._lock:
-            conn = self._connections.get(via)
+            conn = self._connections.get(account)
             if conn is None:
-                conn = self._open(via)
-                self._connections[via] = conn
+                conn = self._open(account)
+                self._connections[account] = conn
         return conn
 
-    def _make(self, via: Login, password: str | None) -> fabric.Connection:
+    def _make(self, account: Account, password: str | None) -> fabric.Connection:
         kwargs: dict[str, object] = {}
         if self._key():
             kwargs["key_filename"] = self._key()
-        if via is Login.BUILDOUT:  # key only: a normal deploy needs no password
+        if account is Account.BUILDOUT:  # key only: a normal deploy needs no password
             kwargs["look_for_keys"] = False
             kwargs["allow_agent"] = False
         elif password is not None:
             kwargs["password"] = password
         conn = fabric.Connection(
             host=self.settings.hostname,
-            user=self._user_for(via),
+            user=self._user_for(account),
             port=self.settings.port,
             config=self._fabric_config(),
             connect_timeout=max(1, int(self.settings.connect_timeout)),
@@ -169,24 +145,25 @@ class Remote:
             client.set_missing_host_key_policy(hostkeys.AcceptNew(self.settings.known_hosts))
         return conn
 
-    def _open(self, via: Login) -> fabric.Connection:
-        password = (None if via is Login.BUILDOUT
-                    else self.passwords.configured(self.settings, self._user_for(via)))
-        conn = self._make(via, password)
+    def _open(self, account: Account) -> fabric.Connection:
+        password = (None if account is Account.BUILDOUT
+                    else self.passwords.configured(self.settings, self._user_for(account)))
+        conn = self._make(account, password)
         try:
-            self._connect(conn, via)
+            self._connect(conn, account)
         except paramiko.AuthenticationException:
-            if via is Login.BUILDOUT or password is not None or not self.passwords.interactive:
-                raise self._auth_error(conn, via, password) from None
+            if (account is Account.BUILDOUT or password is not None
+                    or not self.passwords.interactive):
+                raise self._auth_error(conn, account, password) from None
             password = self.passwords.get(self.settings, conn.user)
-            conn = self._make(via, password)
+            conn = self._make(account, password)
             try:
-                self._connect(conn, via)
+                self._connect(conn, account)
             except paramiko.AuthenticationException:
-                raise self._auth_error(conn, via, password) from None
+                raise self._auth_error(conn, account, password) from None
         return conn
 
-    def _connect(self, conn: fabric.Connection, via: Login) -> None:
+    def _connect(self, conn: fabric.Connection, account: Account) -> None:
         where = f"{conn.user}@{self.settings.hoststring}"
         try:
             conn.open()
@@ -224,10 +201,10 @@ class Remote:
                                    cause=err) from None
             raise
 
-    def _auth_error(self, conn: fabric.Connection, via: Login,
+    def _auth_error(self, conn: fabric.Connection, account: Account,
                     password: str | None) -> AuthError:
         where = f"{conn.user}@{self.settings.hoststring}"
-        if via is Login.BUILDOUT:
+        if account is Account.BUILDOUT:
             return NotBootstrapped(
                 f"cannot log in as buildout-user {conn.user} with key "
                 f"{self.settings.identity_file}; the host is not bootstrapped yet: run "
@@ -251,7 +228,7 @@ class Remote:
     def execute(self, cmd: RemoteCommand, *, warn: bool = False, hide: bool = False,
                 echo: bool = True) -> Result:
         """Run ``cmd``; a non-zero exit raises CommandFailed unless ``warn``."""
-        conn = self.connection(cmd.via)
+        conn = self.connection(cmd.account)
         if echo:
             self.out.line(self.name, cmd.display())
         out = self.out.host_stream(self.name)
@@ -261,7 +238,7 @@ class Remote:
             user = conn.user
             watchers.append(_SudoPassword(lambda: self.passwords.get(self.settings, user)))
         try:
-            raw = conn.run(cmd.wire, warn=True, hide=hide, out_stream=out, err_stream=err,
+            raw = conn.run(wire(cmd), warn=True, hide=hide, out_stream=out, err_stream=err,
                            in_stream=False, watchers=watchers)
         except (Failure, ThreadException) as failure:
             if _refused(failure):
@@ -273,9 +250,8 @@ class Remote:
             err.flush()
         result = Result(cmd, raw.stdout, raw.stderr.replace(SUDO_PROMPT, ""), raw.exited)
         if not result.ok and not warn:
-            last = next((ln for ln in reversed(result.stderr.splitlines()) if ln.strip()), "")
             raise CommandFailed(
-                f"'{cmd.display()}' exited {result.exited}" + (f": {last.strip()}" if last else ""),
+                failure_message(cmd, result.exited, result.stderr),
                 host=self.name,
                 exit_status=result.exited,
                 stderr=result.stderr,
@@ -283,9 +259,9 @@ class Remote:
         return result
 
     def put(self, local: str | Path, remote: str | PurePosixPath, *,
-            via: Login = Login.LOGIN, mode: int | None = None) -> None:
+            account: Account = Account.LOGIN, mode: int | None = None) -> None:
         """Upload to a temporary name, then rename: never a truncated file at ``remote``."""
-        conn = self.connection(via)
+        conn = self.connection(account)
         target = PurePosixPath(remote)
         # a dotfile beside the target: atomic rename, and never listed as a distribution
         tmp = str(target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.part"))
@@ -302,8 +278,8 @@ class Remote:
             raise
 
     def get(self, remote: str | PurePosixPath, local: str | Path, *,
-            via: Login = Login.LOGIN) -> None:
-        self.connection(via).sftp().get(str(remote), str(local))
+            account: Account = Account.LOGIN) -> None:
+        self.connection(account).sftp().get(str(remote), str(local))
 
 
 def _reason(err: BaseException) -> str:

@@ -1,8 +1,7 @@
-"""Many hosts on one screen: host states and the summary after a run.
+"""The summary after a run: one row per host.
 
-On a terminal the live view and the summary table come from :mod:`collective.hostout.live`
-(rich); piped output gets plain lines and a plain-text summary, so logs and CI stay greppable
-(and rich is not even imported).
+On a terminal the summary table comes from :mod:`.live` (rich); piped output gets plain
+text, so logs and CI stay greppable (and rich is not even imported).
 """
 
 from __future__ import annotations
@@ -11,11 +10,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from .output import Output
-    from .runner import HostOutcome
+from ..status import HostOutcome, Status
 
-WAITING, RUNNING, OK, FAILED, SKIPPED = "waiting", "running", "ok", "failed", "skipped"
+if TYPE_CHECKING:
+    from .console import Output
+
+
+def label(status: Status) -> str:
+    """How the summary shows a result: a failure shouts."""
+    return "FAILED" if status is Status.FAILED else status.value
 
 
 # -- the summary ------------------------------------------------------------------------------
@@ -23,9 +26,13 @@ WAITING, RUNNING, OK, FAILED, SKIPPED = "waiting", "running", "ok", "failed", "s
 class SummaryRow:
     host: str
     commands: str
-    result: str  # ok | FAILED | skipped
+    status: Status
     error: str  # one line, empty when ok
     seconds: float
+
+    @property
+    def result(self) -> str:
+        return label(self.status)
 
 
 def summary_rows(outcomes: Sequence[HostOutcome]) -> list[SummaryRow]:
@@ -33,16 +40,15 @@ def summary_rows(outcomes: Sequence[HostOutcome]) -> list[SummaryRow]:
     rows = []
     for o in outcomes:
         names = " ".join(o.completed + ([o.failed_command] if o.failed_command else []))
-        if o.status != OK:
+        if o.status is not Status.OK:
             names = f"{names} ({len(o.completed)}/{len(o.commands)} ok)".lstrip()
-        result = {OK: "ok", FAILED: "FAILED", SKIPPED: "skipped"}[o.status]
-        rows.append(SummaryRow(o.host, names, result, o.error_line, round(o.seconds, 2)))
+        rows.append(SummaryRow(o.host, names, o.status, o.error_line, round(o.seconds, 2)))
     return rows
 
 
 def summary_title(rows: Sequence[SummaryRow]) -> str:
-    failed = sum(r.result == "FAILED" for r in rows)
-    skipped = sum(r.result == "skipped" for r in rows)
+    failed = sum(r.status is Status.FAILED for r in rows)
+    skipped = sum(r.status is Status.SKIPPED for r in rows)
     ok = len(rows) - failed - skipped
     parts = [f"{ok} ok"] + [f"{failed} FAILED"] * bool(failed) + [f"{skipped} skipped"] * bool(
         skipped)
@@ -52,7 +58,7 @@ def summary_title(rows: Sequence[SummaryRow]) -> str:
 def plain_summary(rows: Sequence[SummaryRow]) -> list[str]:
     """The summary as aligned text lines (for pipes and logs)."""
     head = ("host", "commands", "result", "seconds", "error")
-    cells = [(r.host, r.commands, r.result, f"{r.seconds:.2f}", r.error) for r in rows]
+    cells = [(r.host, r.commands, label(r.status), f"{r.seconds:.2f}", r.error) for r in rows]
     widths = [max(len(c[i]) for c in [head, *cells]) for i in range(4)]
     lines = [summary_title(rows)]
     for row in [head, *cells]:
@@ -66,7 +72,7 @@ def plain_summary(rows: Sequence[SummaryRow]) -> list[str]:
 
 def print_summary(out: Output, outcomes: Sequence[HostOutcome]) -> None:
     """The summary on stdout: a table on a terminal, plain lines otherwise."""
-    rows = [SummaryRow(r.host, out.mask(r.commands), r.result, out.mask(r.error), r.seconds)
+    rows = [SummaryRow(r.host, out.mask(r.commands), r.status, out.mask(r.error), r.seconds)
             for r in summary_rows(outcomes)]
     if out.is_terminal:
         from .live import table_summary

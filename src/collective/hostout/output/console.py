@@ -5,7 +5,7 @@ Three forms, chosen once per invocation:
 * plain lines (piped, or ``--serial`` on a terminal without a live view): every line a
   remote command prints comes out whole, prefixed ``[host] out:`` (or ``err:``);
 * on a terminal with several hosts, the same lines scroll above a live view of the hosts
-  and their current command (:mod:`collective.hostout.progress`);
+  and their current command (:mod:`.live`);
 * ``--json``: one JSON object per line on stdout for every event (a command's start, each
   line of its output, its end) and nothing else there; narration goes to stderr.
 
@@ -25,7 +25,8 @@ from functools import cached_property
 from json import dumps
 from typing import TYPE_CHECKING, Any, TextIO
 
-from .shell import mask
+from ..shell import mask
+from ..status import Status
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -163,7 +164,8 @@ class Output:
 
     def command_ended(self, host: str, command: str, *, error: str | None = None,
                       seconds: float = 0.0) -> None:
-        fields: dict[str, Any] = {"status": "failed" if error is not None else "ok",
+        status = Status.FAILED if error is not None else Status.OK
+        fields: dict[str, Any] = {"status": status.value,
                                   "seconds": round(seconds, 3)}
         if error is not None:
             fields["error"] = error
@@ -171,7 +173,7 @@ class Output:
         with self._lock:
             self._commands.pop(host, None)
 
-    def host_finished(self, host: str, status: str, error: str = "") -> None:
+    def host_finished(self, host: str, status: Status, error: str = "") -> None:
         if self._view is not None:
             self._view.finished(host, status, error)
 
@@ -205,7 +207,6 @@ class HostStream:
     def __init__(self, out: Output, host: str, stderr: bool, drop: str = "") -> None:
         self.out, self.host, self.stderr, self.drop = out, host, stderr, drop
         self._partial = ""
-        self.captured: list[str] = []
 
     def write(self, data: str) -> int:
         text = self._partial + data
@@ -220,7 +221,6 @@ class HostStream:
             line = line.replace(self.drop, "").strip() if self.drop in line else line
             if not line:
                 return
-        self.captured.append(line)
         self.out.output(self.host, line, stderr=self.stderr)
 
     def flush(self) -> None:

@@ -1,4 +1,6 @@
-"""The rich side of many hosts: a live view while they run, the summary table after."""
+"""The rich side of many hosts: a live view while they run, the summary table after.
+
+Imported only when a terminal shows them."""
 
 from __future__ import annotations
 
@@ -13,15 +15,18 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from .progress import FAILED, OK, RUNNING, SKIPPED, WAITING, SummaryRow, summary_title
+from ..status import Status
+from .summary import SummaryRow, label, summary_title
 
+WAITING, RUNNING, OK, FAILED, SKIPPED = (Status.WAITING, Status.RUNNING, Status.OK,
+                                         Status.FAILED, Status.SKIPPED)
 _STYLE = {WAITING: "dim", RUNNING: "yellow", OK: "green", FAILED: "bold red", SKIPPED: "dim"}
 _ORDER = {RUNNING: 0, FAILED: 1, WAITING: 2, SKIPPED: 3, OK: 4}
 
 
 @dataclass
 class _HostState:
-    status: str = WAITING
+    status: Status = WAITING
     command: str = ""
     since: float = 0.0  # monotonic time the host started
     ended: float = 0.0
@@ -64,7 +69,7 @@ class LiveView:
                 state.since = time.monotonic()
             state.status, state.command = RUNNING, command
 
-    def finished(self, host: str, status: str, error: str = "") -> None:
+    def finished(self, host: str, status: Status, error: str = "") -> None:
         error = self._mask(error)
         with self._lock:
             state = self._states[host]
@@ -109,7 +114,7 @@ def table_summary(rows: Sequence[SummaryRow]) -> Table:
     table.add_column("seconds", justify="right")
     table.add_column("error", overflow="fold")
     for r in rows:
-        style = "green" if r.result == "ok" else "bold red" if r.result == "FAILED" else "dim"
-        table.add_row(r.host, r.commands, Text(r.result, style=style), f"{r.seconds:.2f}",
+        table.add_row(r.host, r.commands, Text(label(r.status), style=_STYLE[r.status]),
+                      f"{r.seconds:.2f}",
                       r.error)
     return table

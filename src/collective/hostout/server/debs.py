@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..errors import HostoutError
+from ..shell import last_line
 from .system import OsRelease
 
 DEPENDS = ["apt-cache", "depends", "--no-recommends", "--no-suggests", "--no-conflicts",
@@ -36,8 +37,8 @@ def _run(argv: list[str], cwd: Path | None = None) -> str:
     except FileNotFoundError as err:
         raise HostoutError(f"{argv[0]} is not available on this machine", cause=err) from err
     if proc.returncode:
-        last = (proc.stderr.strip().splitlines() or ["failed"])[-1]
-        raise HostoutError(f"{' '.join(argv[:3])} failed here: {last}")
+        raise HostoutError(f"{' '.join(argv[:3])} failed here: "
+                           f"{last_line(proc.stderr, 'failed')}")
     return proc.stdout
 
 

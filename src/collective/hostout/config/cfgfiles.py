@@ -1,8 +1,11 @@
-"""Which local files a deploy uploads: the chosen buildout file, its extends chain, includes."""
+"""Buildout configuration files as files: the chosen one, its extends chain, includes.
+
+Parsed with zc.buildout's own parser (one file at a time, no side effects); what the
+options mean is left to buildout itself.
+"""
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 
@@ -34,6 +37,16 @@ def parse(path: Path) -> dict[str, dict[str, str]]:
     except Exception as err:
         reason = " ".join(str(err).split())
         raise ConfigError(f"cannot parse {path.name}: {reason}", cause=err) from err
+
+
+def chain_pins(start: Path, section: str) -> dict[str, str]:
+    """The ``[section]`` pins of ``start``'s extends chain, as buildout merges them: a file's
+    own pins win over those of the files it extends."""
+    pins: dict[str, str] = {}
+    for sections in reversed(parsed_chain(start).values()):  # the deepest extended first
+        pins.update({k: v.strip() for k, v in sections.get(section, {}).items()
+                     if v.strip() and not k.endswith(("+", "-"))})
+    return pins
 
 
 def parsed_chain(start: Path) -> dict[Path, dict[str, dict[str, str]]]:
@@ -80,7 +93,3 @@ def remote_name(path: Path, base: Path) -> PurePosixPath:
     except ValueError:
         raise ConfigError(f"{path} is outside the buildout directory {base}; hostout uploads "
                           "only files inside it (copy it in, or use include)") from None
-
-
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()

@@ -1,0 +1,32 @@
+"""The local side of a deploy: develop releases and distribution files, made here once for
+all the hosts of an invocation (they may run side by side), in hostout's working directory
+``parts/hostout``. Unit tests give a Context another object with the same two methods."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+from ..config.facts import BuildoutFacts
+from ..shared import Shared
+from . import dists
+from .release import Release, release_all
+
+
+class Packager:
+    def __init__(self, facts: BuildoutFacts, shared: Shared | None = None) -> None:
+        self.facts = facts
+        self.shared = shared or Shared()
+
+    def releases(self) -> list[Release]:
+        """Every develop package released (content-hashed, rebuilt only when changed)."""
+        return self.shared.once(("releases",), lambda: release_all(
+            list(self.facts.develop), self.facts.work_dir("releases")))
+
+    def distributions(self, pins: Mapping[str, str], target: dists.Target) -> dict[str, Path]:
+        """A distribution file for every pin that fits ``target``: from buildout's download
+        cache, hostout's own, else downloaded once."""
+        caches = [self.facts.download_cache / "dist"] if self.facts.download_cache else []
+        key = ("dists", tuple(sorted(pins.items())), target)
+        return self.shared.once(key, lambda: dists.collect(
+            pins, self.facts.work_dir("dists"), caches=caches, target=target))

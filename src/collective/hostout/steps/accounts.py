@@ -1,0 +1,70 @@
+"""Users, group and ownership: the seed's model of who may do what on the server.
+
+The buildout user owns the code and runs buildout (logging in with its own key once
+bootstrapped); the effective user owns var/ and runs the application; both share the
+buildout group, which may read the code. Others get nothing.
+"""
+
+from __future__ import annotations
+
+from ..commands.context import Context
+from ..config.settings import Accounts, Layout
+from ..server import keys
+from ..shell import RemoteCommand, q
+from .base import run_step
+
+
+def accounts(c: Context) -> Accounts:
+    """The host's accounts; a missing buildout-group is an error before anything connects
+    (finding the login user reads ssh_config, it does not connect)."""
+    return c.settings.accounts(c.remote.login_user)
+
+
+def users_script(a: Accounts, public_key: str) -> str:
+    """Root shell text creating the group and users and authorising the buildout user."""
+    lines = ["set -e", f"getent group {q(a.group)} >/dev/null || groupadd {q(a.group)}"]
+    for user, shell in ((a.buildout_user, "/bin/bash"), (a.effective_user, "/bin/sh")):
+        lines.append(f"id -u {q(user)} >/dev/null 2>&1 || "
+                     f"useradd -m -s {shell} -G {q(a.group)} {q(user)}")
+    for user in sorted({a.buildout_user, a.effective_user, a.login}):
+        lines.append(f"usermod -a -G {q(a.group)} {q(user)}")
+    ssh = '"$home/.ssh"'
+    keys_file = '"$home/.ssh/authorized_keys"'
+    lines += [
+        f"home=$(getent passwd {q(a.buildout_user)} | cut -d: -f6)",
+        f"install -d -m 700 -o {q(a.buildout_user)} {ssh}",
+        f"touch {keys_file}",
+        f"grep -qxF {q(public_key)} {keys_file} || printf '%s\\n' {q(public_key)} >> {keys_file}",
+        f"chown {q(a.buildout_user)} {keys_file} && chmod 600 {keys_file}",
+    ]
+    return "\n".join(lines)
+
+
+def bootstrap_users(c: Context) -> Accounts:
+    a = accounts(c)
+    key = c.settings.identity_file
+    public = keys.ensure_key(key, comment=f"hostout-{c.name}")
+    c.out.line(c.name, f"buildout-user {a.buildout_user} logs in with {key}")
+    run_step(c, "bootstrap_users", RemoteCommand(users_script(a, public), sudo=True))
+    return a
+
+
+def owners_script(a: Accounts, lay: Layout) -> str:
+    """Root shell text for the seed's ownership model: code read-only to the app, var/ its."""
+    p, var = q(lay.path), q(lay.var)
+    return "\n".join([
+        "set -e",
+        f"chown -R {q(a.buildout_user)}:{q(a.group)} {p}",
+        f"chmod -R u+rwX,g+rX,g-w,o-rwx {p}",
+        f"find {p} -type d -exec chmod g+s {{}} +",
+        f"if [ -d {var} ]; then chown -R {q(a.effective_user)}:{q(a.group)} {var}; "
+        f"chmod -R u+rwX,g+rwX,o-rwx {var}; fi",
+    ])
+
+
+def setowners(c: Context) -> None:
+    a, lay = accounts(c), c.settings.layout
+    script = owners_script(a, lay)
+    if not lay.cache.is_relative_to(lay.path):  # a buildout-cache elsewhere: the code's too
+        script += f"\nchown -R {q(a.buildout_user)}:{q(a.group)} {q(lay.cache)}"
+    run_step(c, "setowners", RemoteCommand(script, sudo=True))
