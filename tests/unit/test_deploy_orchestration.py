@@ -1,0 +1,150 @@
+"""The orchestration of deploy against the recording fake: which commands, in which order,
+as which account. The same steps run against real hosts in tests/test_deploy.py."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Mapping
+from pathlib import Path
+
+import pytest
+
+from collective.hostout import Account, RecordingRemote
+from collective.hostout.commands.context import Context
+from collective.hostout.commands.discovery import registry_for
+from collective.hostout.config.facts import BuildoutFacts
+from collective.hostout.config.settings import build_settings
+from collective.hostout.errors import CommandFailed
+from collective.hostout.output import QUIET, Output
+from collective.hostout.packaging.dists import Target
+from collective.hostout.steps.build import MARKER
+
+DEBIAN = 'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nID=debian\nVERSION_CODENAME=bookworm\n'
+PROBE = r"sysconfig\.get_platform"
+
+
+class FakePackager:
+    """Stands in for the local side: no develop eggs, a file per pin."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.asked: list[tuple[dict[str, str], Target]] = []
+
+    def releases(self) -> list[object]:
+        return []
+
+    def distributions(self, pins: Mapping[str, str], target: Target) -> dict[str, Path]:
+        self.asked.append((dict(pins), target))
+        found = {}
+        for name, version in pins.items():
+            path = self.directory / f"{name}-{version}-py3-none-any.whl"
+            path.write_text(name)
+            found[name] = path
+        return found
+
+
+def make(tmp_path: Path, remote: RecordingRemote, **options: str) -> Context:
+    (tmp_path / "prod.cfg").write_text("[buildout]\nparts =\n[versions]\nwebob = 1.8.11\n")
+    opts = {"buildout": "prod.cfg", "path": "/srv/app", "buildout-user": "bo",
+            "effective-user": "app", "buildout-group": "grp",
+            "identity-file": str(tmp_path / "host1_key"),
+            "pre-commands": "stop-app", "post-commands": "start-app", **options}
+    settings = build_settings("host1", opts, buildout_directory=tmp_path)
+    dists = tmp_path / "dists"
+    dists.mkdir(exist_ok=True)
+    return Context(settings, remote, registry_for(settings), Output(verbosity=QUIET),
+                   BuildoutFacts.of_directory(tmp_path),
+                   packager=FakePackager(dists))  # type: ignore[arg-type]
+
+
+def bare_host() -> RecordingRemote:
+    remote = RecordingRemote("host1")
+    remote.respond(r"^test -x /srv/app/bin/buildout$", exited=1)  # no buildout yet
+    remote.respond(PROBE, stdout="linux-x86_64 3.11\n")  # after apt-get install
+    remote.respond(PROBE, exited=1, times=1)  # the first probe: no python
+    remote.respond(r"^cat /etc/os-release$", stdout=DEBIAN)
+    return remote
+
+
+def steps(remote: RecordingRemote) -> list[tuple[str, str]]:
+    """(who, what) of the commands that change something, in order."""
+    keep = [("useradd", "users"), ("apt-get update", "apt update"),
+            ("apt-get install", "apt install"), ("install -d", "dirs"), ("-m venv", "venv"),
+            ("pip install", "pip"), ("stop-app", "pre"), ("bin/buildout' -c hostout.cfg",
+                                                           "build"),
+            ("bin/buildout -c hostout.cfg", "build"), ("chown -R", "owners"),
+            (f"> /srv/app/{MARKER}", "marker"), ("start-app", "post")]
+    found = []
+    for call in remote.calls:
+        if call.kind == "put":
+            found.append((call.who, "put " + Path(call.path).name))
+            continue
+        for needle, label in keep:
+            if needle in call.script:
+                found.append((call.who, label))
+                break
+    return found
+
+
+def test_first_deploy_bootstraps_then_ships_then_builds(tmp_path: Path):
+    remote = bare_host()
+    c = make(tmp_path, remote)
+    c.call("deploy")
+    order = steps(remote)
+    puts = [what for who, what in order if what.startswith("put ")]
+    assert all(who == "buildout" for who, what in order if what.startswith("put "))
+    assert {"put hostout.cfg", "put pinned.cfg", "put prod.cfg"} <= set(puts)
+    assert [step for step in order if not step[1].startswith("put ")] == [
+        ("root", "users"), ("root", "apt update"), ("root", "apt install"), ("root", "dirs"),
+        ("buildout", "venv"), ("buildout", "pip"), ("root", "pre"), ("buildout", "build"),
+        ("root", "owners"), ("buildout", "marker"), ("root", "post")]
+    # bootstrap wheels before the cfg files, the cfg files before the build
+    assert order.index(("buildout", "pip")) < order.index(("buildout", "put prod.cfg"))
+    assert order.index(("buildout", "put hostout.cfg")) < order.index(("buildout", "build"))
+    # the server learnt its platform once, from the probe, and every dist was asked for it
+    assert {target for _, target in c.packager.asked} == {Target("3.11", "linux-x86_64")}  # type: ignore[attr-defined]
+    pinned = remote.files["/srv/app/pinned.cfg"].decode()
+    assert re.search(r"^webob = 1\.8\.11$", pinned, re.M)  # the chosen cfg's own pin
+    assert "install-from-cache = true" in remote.files["/srv/app/hostout.cfg"].decode()
+    build = remote.ran(r"bin/buildout -c hostout\.cfg")[0]
+    assert build.cwd == "/srv/app" and build.account is Account.BUILDOUT
+
+
+def test_unchanged_redeploy_neither_builds_nor_restarts(tmp_path: Path):
+    first = bare_host()
+    make(tmp_path, first).call("deploy")
+    marker = first.ran(f"> /srv/app/{MARKER}")[0].script
+    digest = marker.split("'%s\\n' ")[1].split()[0]
+
+    again = RecordingRemote("host1")  # bootstrapped: test -x succeeds
+    again.respond(PROBE, stdout="linux-x86_64 3.11\n")
+    again.respond(rf"^cat /srv/app/{re.escape(MARKER)}", stdout=digest + "\n")
+    files = {name: hashlib.sha256(data).hexdigest() for name, data in first.files.items()}
+    again.respond(r"sha256sum", stdout="".join(
+        f"{d}  {Path(n).relative_to('/srv/app')}\n" for n, d in files.items()
+        if n.endswith(".cfg")))
+    again.respond(r"^ls -1 ", stdout="\n".join(Path(n).name for n in first.files))
+    make(tmp_path, again).call("deploy")
+    assert [c for c in again.calls if c.kind == "put"] == []
+    assert not again.ran("useradd|apt-get|bin/buildout -c|stop-app|start-app")
+
+
+def test_post_commands_run_after_a_failed_build_and_failures_are_warnings(tmp_path: Path):
+    remote = bare_host()
+    remote.respond(r"bin/buildout -c hostout\.cfg", exited=1, stderr="While:\n  Installing.\n")
+    remote.respond(r"^stop-app$", exited=3)
+    c = make(tmp_path, remote)
+    with pytest.raises(CommandFailed, match=r"exited 1: Installing\."):
+        c.call("deploy")
+    assert steps(remote)[-1] == ("root", "post")
+    assert not remote.ran(f"> /srv/app/{MARKER}")  # a failed build is never marked built
+    assert c.warnings == ["pre-command 'stop-app' exited 3 (ignored)"]
+
+
+def test_a_missing_group_stops_before_any_command(tmp_path: Path):
+    remote = bare_host()
+    c = make(tmp_path, remote, **{"buildout-group": ""})
+    with pytest.raises(Exception, match="option buildout-group is required"):
+        c.call("bootstrap")
+    assert remote.calls == []
