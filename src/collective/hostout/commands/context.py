@@ -108,6 +108,12 @@ class Context:
             found = self._states[kind] = kind()
         return found
 
+    def report(self, text: str) -> None:
+        """One line for people saying what the running command did (``1 of 12 dists
+        changed, 14 KB``), shown as ``[host] command: text``. Say nothing when nothing
+        changed: a command without news prints nothing by default."""
+        self.out.report(self.name, self._frames[-1].name if self._frames else "", text)
+
     def warn(self, text: str) -> None:
         """A warning: printed now, and listed again in the summary of the run."""
         self.warnings.append(text)

@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 QUIET, NORMAL, VERBOSE = 0, 1, 2
 
 #: The ``event`` field of a ``--json`` record.
-START, OUTPUT, END = "start", "output", "end"
+START, OUTPUT, REPORT, END = "start", "output", "report", "end"
 
 
 @dataclass
@@ -106,6 +106,14 @@ class Output:
         if self.verbosity >= level:
             prefix = f"[{host}] " if host else ""
             self._emit(self.json, f"{prefix}Hostout: {text}", style="bold")
+
+    def report(self, host: str, command: str, text: str) -> None:
+        """What a step did, for people: ``[host1] uploadeggs: 1 of 12 dists changed``."""
+        if self.json:
+            self.event(host, command or None, REPORT, report=text)
+        elif self.verbosity >= NORMAL:
+            self._emit(False, f"[{host}] {command}: {text}" if command else f"[{host}] {text}",
+                       style="green")
 
     def output(self, host: str, text: str, *, stderr: bool = False) -> None:
         """A line a remote command printed; shown at every verbosity."""
