@@ -28,7 +28,9 @@ class Deployed:
         self.host, self.directory, self.first = host, directory, first
 
     def deploy(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return hostout(self.directory, "host1", *args)
+        """bin/hostout [OPTIONS] host1 ARGS: leading dashed words are hostout's options."""
+        options = [a for a in args[:1] if a.startswith("-")]
+        return hostout(self.directory, *options, "host1", *args[len(options):])
 
     @property
     def url(self) -> str:
@@ -50,12 +52,24 @@ def deployed(host_image: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
 def test_first_deploy_bootstraps_and_serves(deployed: Deployed):
     proc = deployed.first
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr
-    for step in ("predeploy", "bootstrap_users", "bootstrap_python", "bootstrap_buildout",
-                 "uploadeggs", "uploadbuildout", "buildout", "postdeploy"):
-        assert f"Hostout: Running command '{step}'" in proc.stdout
-    assert re.search(r"hellowsgi-0\.1\.dev0\+[0-9a-f]+\.tar\.gz", "\n".join(uploads(proc)))
+    # one line per step saying what it did, nothing else (the rest is in the kept log)
+    steps = [line.split(":")[0] for line in proc.stdout.splitlines()]
+    assert steps == [f"[host1] {step}" for step in (
+        "predeploy", "bootstrap_users", "bootstrap_python", "bootstrap_buildout",
+        "uploadeggs", "uploadbuildout", "buildout")], proc.stdout
+    said = proc.stdout
+    assert "created group hostoutdemo, created user buildout, created user app" in said
+    assert re.search(r"bootstrap_python: installed Python 3\.\d+ on Debian", said)
+    assert re.search(r"uploadeggs: \d+ of \d+ distributions uploaded, \d+ KB "
+                     r"\(new: hellowsgi-0\.1\.dev0\+[0-9a-f]+\.tar\.gz\)", said)
+    assert re.search(r"buildout: installed demo, pasterini, supervisor \(\d+\.\d s\)", said)
+    assert proc.stderr == ""
     assert fetch(deployed.url) == ANSWER
     assert deployed.host.password not in proc.stdout + proc.stderr
+    (log,) = (deployed.directory / "parts" / "hostout" / "logs").glob("*-host1-deploy.log")
+    kept = log.read_text()  # everything, both sides, with timestamps
+    assert "[host1] out: Installing demo." in kept and "Generated script" in kept
+    assert deployed.host.password not in kept
 
 
 def test_key_was_made_and_normal_deploys_need_no_password(deployed: Deployed):
@@ -105,6 +119,12 @@ def test_ownership_code_buildout_user_var_effective_user(deployed: Deployed):
 def test_unchanged_redeploy_uploads_nothing(deployed: Deployed):
     proc = deployed.deploy("deploy")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr
+    assert proc.stdout == ("[host1] deploy: nothing changed since the last successful build; "
+                           "not rebuilding (bin/hostout host1 buildout forces it)\n")
+    quiet = hostout(deployed.directory, "-q", "host1", "deploy")
+    assert (quiet.returncode, quiet.stdout, quiet.stderr) == (0, "", "")
+    proc = deployed.deploy("-v", "deploy")  # everything: each remote command and its output
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr
     assert uploads(proc) == []
     assert "Develop egg hellowsgi unchanged" in proc.stdout
     assert "bootstrap" not in proc.stdout  # already bootstrapped
@@ -116,7 +136,7 @@ def test_unchanged_redeploy_uploads_nothing(deployed: Deployed):
 def test_code_change_redeploys_only_that_package(deployed: Deployed):
     init = deployed.directory / "src/hellowsgi/src/hellowsgi/__init__.py"
     init.write_text(init.read_text().replace(ANSWER, ANSWER + " Again."))
-    proc = deployed.deploy("deploy")
+    proc = deployed.deploy("-v", "deploy")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr
     sent = uploads(proc)
     assert len([s for s in sent if s.endswith(".tar.gz") or s.endswith(".whl")]) == 1
@@ -129,7 +149,7 @@ def test_code_change_redeploys_only_that_package(deployed: Deployed):
 
 
 def test_buildout_passes_extra_arguments(deployed: Deployed):
-    proc = deployed.deploy("buildout", "-N", "annotate", "buildout")
+    proc = deployed.deploy("-v", "buildout", "-N", "annotate", "buildout")
     assert proc.returncode == 0, proc.stderr
     assert "-c hostout.cfg -N annotate buildout" in proc.stdout
     # the generated cfg makes the server build from shipped files only
@@ -147,7 +167,11 @@ def test_failing_buildout_exits_nonzero_with_remote_error(deployed: Deployed):
         err = proc.stderr.strip().splitlines()
         assert err[-1].startswith("Error: host1: ")
         assert "bin/buildout -c hostout.cfg" in err[-1]
-        assert "no.such.recipe.anywhere" in proc.stdout + proc.stderr  # remote error lines
+        # the failed command's last lines come with the error, and where the rest is kept
+        tail = [line for line in err if line.startswith("[host1] | ")]
+        assert any("no.such.recipe.anywhere" in line for line in tail), err
+        assert re.fullmatch(r"\[host1\] \| \(the full log: parts/hostout/logs/\S+-host1-"
+                            r"deploy\.log\)", tail[-1])
         assert "post-command" not in proc.stderr  # post-commands still ran, and worked
     finally:
         prod.write_text(good)
@@ -175,7 +199,7 @@ def test_deploy_to_a_server_with_no_way_out(tmp_path: Path, internal_network: st
     try:
         assert host.exec("timeout 5 bash -c '</dev/tcp/deb.debian.org/80'").returncode != 0
         d = example_for(tmp_path, host=f"{host.address}:22", password=host.password)
-        proc = hostout(d, "host1", "deploy")
+        proc = hostout(d, "-v", "host1", "deploy")  # -v: the server's build output too
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr
         assert re.search(r"cannot install packages itself: shipping \d+ Debian packages",
                          proc.stdout)

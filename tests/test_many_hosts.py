@@ -126,7 +126,8 @@ def test_json_events_parse_line_by_line(fleet):
         assert mine[:2] == [("hello", "start", None), ("hello", "output", None)]
         assert mine[2] == ("hello", "end", "ok")
         assert mine[3] == ("check", "start", None)
-        assert mine[-1] == ("check", "end", "failed" if host == "host2" else "ok")
+        result = "failed" if host == "host2" else "ok"
+        assert mine[-2:] == [("check", "end", result), (None, "finished", result)]
     (host4,) = [e for e in events if e["host"] == "host4" and e["event"] == "end"]
     assert (host4["command"], host4["status"]) == ("hello", "failed")
     assert host4["error"] == f"cannot reach deploy@127.0.0.1:{dead}: connection refused"

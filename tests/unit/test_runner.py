@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import textwrap
 import threading
 from pathlib import Path
@@ -272,8 +273,10 @@ def test_json_events_one_per_line_with_secrets_masked(tmp_path: Path):
                    if r["host"] == h] for h in ("host1", "host2")}
     assert by_host["host1"] == [("check", "start", None), ("check", "output", None),
                                 ("check", "end", "ok"), ("hello", "start", None),
-                                ("hello", "output", None), ("hello", "end", "ok")]
-    assert by_host["host2"] == [("check", "start", None), ("check", "end", "failed")]
+                                ("hello", "output", None), ("hello", "end", "ok"),
+                                (None, "finished", "ok")]
+    assert by_host["host2"] == [("check", "start", None), ("check", "end", "failed"),
+                                (None, "finished", "failed")]
     failed = next(r for r in records if r.get("status") == "failed")
     assert failed["error"] == "'check' exited 1: password **** leaked"
     said = [r["output"] for r in records if r["event"] == "output"]
@@ -317,7 +320,12 @@ def test_cli_summary_and_exit_status(tmp_path: Path):
     code, stdout, stderr = run_cli(tmp_path, three(host2={"fail": "nope"}),
                                    "--serial", "all", "check")
     assert code == 1
-    assert stderr == "Error: host2: 'check' exited 1: nope\n"
+    assert stderr == "Error: host2: 'check' exited 1: nope\n"  # printed nothing to show
+    (log,) = (tmp_path / "parts" / "hostout" / "logs").glob("*-host1-host2-host3-check.log")
+    assert log.parent == tmp_path / "parts" / "hostout" / "logs"
+    kept = log.read_text()
+    assert re.search(r"^\S+ \[host1\] out: checked$", kept, re.M)  # with a timestamp
+    assert "[host2] check: failed" in kept and log.stat().st_mode & 0o777 == 0o600
     summary = stdout.splitlines()[stdout.splitlines().index(
         "Summary: 3 hosts, 2 ok, 1 FAILED"):]
     assert [line.split()[:3] for line in summary[2:]] == [
@@ -329,7 +337,8 @@ def test_cli_json_prints_events_only(tmp_path: Path):
     assert code == 0
     records = [json.loads(line) for line in stdout.splitlines()]
     assert {(r["host"], r["event"]) for r in records} == {
-        (h, e) for h in ("host1", "host2", "host3") for e in ("start", "output", "end")}
+        (h, e) for h in ("host1", "host2", "host3")
+        for e in ("start", "output", "end", "finished")}
     assert "Running command 'hello'" in stderr  # narration goes to stderr
 
 

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .config import optionsfile
-from .errors import HostoutError, StaleConfigError, UsageError
+from .errors import CommandFailed, HostoutError, StaleConfigError, UsageError
 from .output import NORMAL, QUIET, VERBOSE, Output
 from .output.summary import print_summary
 from .remote.passwords import Passwords
@@ -36,8 +36,10 @@ def _parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("-c", "--options-file", metavar="FILE", type=Path,
                    help="the options file written by bin/buildout (or its buildout directory)")
-    p.add_argument("-v", "--verbose", action="store_true", help="say more")
-    p.add_argument("-q", "--quiet", action="store_true", help="only command output and errors")
+    p.add_argument("-v", "--verbose", action="store_true",
+                   help="everything: each remote command and its output")
+    p.add_argument("-q", "--quiet", action="store_true",
+                   help="only errors, warnings and the summary (and what run/sudo print)")
     many = p.add_argument_group("many hosts")
     order = many.add_mutually_exclusive_group()
     order.add_argument("--parallel", metavar="N", type=int,
@@ -135,12 +137,24 @@ def run(argv: Sequence[str], options_file: str | None = None, out: Output | None
             _listing(inv, plan, out)
             return 0
         options.check_fresh()
+        out.open_log(options.facts.parts_directory / "hostout" / "logs",
+                     "-".join([*plan.hosts[:3], *plan.commands]))
         outcomes = inv.run(plan, parallel=1 if args.serial else args.parallel,
                            fail_fast=args.fail_fast)
-        if len(outcomes) > 1 and not out.json and verbosity > QUIET:
+        if len(outcomes) > 1 and not out.json:
             print_summary(out, outcomes)
+        for outcome in outcomes:
+            for warning in outcome.warnings:
+                out.error(f"Warning: {outcome.host}: {warning}")
         failed = [o for o in outcomes if o.error is not None]
         for outcome in failed:
+            assert outcome.error is not None
+            failure = _command_failure(outcome.error)
+            if failure is not None and not failure.tail_shown and failure.tail:
+                out.failure_tail(outcome.host, failure.tail, shown=False)
+                if out.log_path is not None:
+                    out.error(f"[{outcome.host}] | (the full log: "
+                              f"{_shown_path(out.log_path)})")
             out.error(f"Error: {outcome.error}")
         return max((o.error.exit_code for o in failed if o.error), default=0)
     except HostoutError as err:
@@ -152,6 +166,24 @@ def run(argv: Sequence[str], options_file: str | None = None, out: Output | None
     finally:
         if inv is not None:
             inv.close()
+        out.close_log()
+
+
+def _command_failure(err: BaseException) -> CommandFailed | None:
+    """The failed command behind an error, if one is (a step's error wraps it)."""
+    seen: BaseException | None = err
+    while seen is not None:
+        if isinstance(seen, CommandFailed):
+            return seen
+        seen = seen.__cause__
+    return None
+
+
+def _shown_path(path: Path) -> str:
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 def main(argv: Sequence[str] | None = None, options_file: str | None = None) -> None:

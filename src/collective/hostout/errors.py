@@ -76,10 +76,14 @@ class CommandFailed(RemoteError):
         cause: BaseException | None = None,
         exit_status: int | None = None,
         stderr: str = "",
+        tail: tuple[str, ...] = (),
+        tail_shown: bool = True,
     ) -> None:
         super().__init__(message, host=host, cause=cause)
         self.exit_status = exit_status
         self.stderr = stderr
+        self.tail = tail  # the last lines the command printed (both streams, in order)
+        self.tail_shown = tail_shown  # whether they were on the screen already
 
 
 class NotBootstrapped(RemoteError):

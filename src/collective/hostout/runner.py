@@ -189,7 +189,8 @@ class Invocation:
                             self.context(host).remote.close()
                 with contextlib.suppress(Exception):
                     self.out.host_finished(host, outcomes[host].status,
-                                           outcomes[host].error_line)
+                                           outcomes[host].error_line,
+                                           outcomes[host].warnings)
 
         threads = [threading.Thread(target=worker, name=f"hostout-{i}", daemon=True)
                    for i in range(thread_count(len(plan.hosts), parallel))]

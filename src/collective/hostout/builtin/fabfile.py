@@ -1,5 +1,8 @@
 """The built-in commands of every host (the seed's list). Plugins override any of them and
-reach the original with ``c.super()``. Each is a thin wrapper over :mod:`..steps`."""
+reach the original with ``c.super()``. Each is a thin wrapper over :mod:`..steps`.
+
+Deploy's steps are quiet: each says what it did in one line (``c.report``); the commands
+they run and their output show with ``-v`` and are always in the kept log."""
 
 from __future__ import annotations
 
@@ -26,29 +29,29 @@ def sudo(c: Context, *cmd: str) -> Result:
     return c.sudo(RemoteCommand(script, cwd=str(c.path), cwd_optional=True, sudo=True))
 
 
-@command
+@command(quiet=True)
 def deploy(c: Context) -> None:
     """predeploy, uploadeggs, uploadbuildout, buildout and then postdeploy"""
     c.commands.predeploy()
     c.commands.uploadeggs()
     c.commands.uploadbuildout()
     if _build.built_already(c):
-        c.out.info("nothing changed since the last successful build; not rebuilding "
-                   f"(bin/hostout {c.name} buildout forces it)", host=c.name)
+        c.report("nothing changed since the last successful build; not rebuilding "
+                 f"(bin/hostout {c.name} buildout forces it)")
     else:
         c.commands.buildout()
     c.commands.postdeploy()
 
 
-@command
+@command(quiet=True)
 def predeploy(c: Context) -> None:
     """Install buildout and its dependencies if needed. Hookpoint for plugins"""
     if not _bootstrap.is_bootstrapped(c):
-        c.out.info(f"No {c.settings.layout.buildout_script}: bootstrapping", host=c.name)
+        c.report(f"no {c.settings.layout.buildout_script} yet: bootstrapping")
         c.commands.bootstrap()
 
 
-@command
+@command(quiet=True)
 def bootstrap(c: Context) -> None:
     """Install python and users needed to run buildout"""
     c.commands.bootstrap_users()
@@ -56,48 +59,50 @@ def bootstrap(c: Context) -> None:
     c.commands.bootstrap_buildout()
 
 
-@command
+@command(quiet=True)
 def bootstrap_users(c: Context) -> None:
     """create buildout and the effective user and allow hostout access"""
     _accounts.bootstrap_users(c)
 
 
-@command
+@command(quiet=True)
 def bootstrap_python(c: Context) -> None:
     """Install the python-version this buildout needs with the OS's package manager"""
     _bootstrap.bootstrap_python(c)
 
 
-@command
+@command(quiet=True)
 def bootstrap_buildout(c: Context) -> None:
     """Make path a venv with zc.buildout and setuptools pinned as the local buildout's"""
     _bootstrap.bootstrap_buildout(c)
 
 
-@command
+@command(quiet=True)
 def uploadeggs(c: Context) -> dict[str, str]:
     """Any develop eggs are released as eggs and uploaded to the server"""
     return _shipping.uploadeggs(c)
 
 
-@command
+@command(quiet=True)
 def uploadbuildout(c: Context) -> None:
     """Upload buildout pinned to local picked versions + uploaded eggs"""
     _shipping.uploadbuildout(c)
 
 
-@command
+@command(quiet=True)
 def buildout(c: Context, *args: str) -> None:
     """Run the buildout on the remote server"""
     _build.run_buildout(c, *args)
 
 
-@command
+@command(quiet=True)
 def postdeploy(c: Context) -> None:
     """Perform any final plugin tasks"""
 
 
-@command
+@command(quiet=True)
 def setowners(c: Context) -> None:
     """Ensure ownership and permissions are correct on buildout and cache"""
-    _accounts.setowners(c)
+    a = _accounts.setowners(c)
+    c.report(f"code {a.buildout_user}:{a.group}, read-only to the group; var/ "
+             f"{a.effective_user}:{a.group}")

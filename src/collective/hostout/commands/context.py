@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 from ..config.facts import BuildoutFacts
 from ..config.settings import HostSettings
 from ..errors import CommandFailed, HostoutError, NotBootstrapped
-from ..output import Output
+from ..output import VERBOSE, Output
 from ..packaging.packager import Packager
 from ..remote.base import Remote, Result
 from ..shared import Shared
@@ -117,7 +117,7 @@ class Context:
     def warn(self, text: str) -> None:
         """A warning: printed now, and listed again in the summary of the run."""
         self.warnings.append(text)
-        self.out.error(f"Warning: {self.name}: {text}")
+        self.out.line(None, f"Warning: {self.name}: {text}", level=VERBOSE)
 
     # -- running things ----------------------------------------------------------------------
     def _command(self, command: str | RemoteCommand, **kwargs: Any) -> RemoteCommand:
@@ -222,14 +222,17 @@ class Context:
     def _invoke(self, cmd: Command, index: int, args: tuple[Any, ...],
                 kwargs: dict[str, Any]) -> Any:
         cmd.check_arguments(args, kwargs, self.name)
-        self.out.info(f"Running command '{cmd.name}' from '{cmd.origin}'", host=self.name)
-        self._frames.append(_Frame(cmd.name, index))
-        token = current.set(self)
-        try:
-            return cmd.func(self, *args, **kwargs) if cmd.native else cmd.func(*args, **kwargs)
-        finally:
-            current.reset(token)
-            self._frames.pop()
+        with self.out.step(self.name, cmd.name, quiet=cmd.quiet):
+            self.out.info(f"Running command '{cmd.name}' from '{cmd.origin}'", host=self.name)
+            self._frames.append(_Frame(cmd.name, index))
+            token = current.set(self)
+            try:
+                if cmd.native:
+                    return cmd.func(self, *args, **kwargs)
+                return cmd.func(*args, **kwargs)
+            finally:
+                current.reset(token)
+                self._frames.pop()
 
     def quote(self, value: object) -> str:
         return q(value)

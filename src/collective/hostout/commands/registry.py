@@ -25,18 +25,25 @@ from ..errors import UsageError
 
 F = TypeVar("F", bound=Callable[..., Any])
 _MARK = "__hostout_command__"
+_QUIET = "__hostout_quiet__"
 NATIVE_PARAMETER_NAMES = ("c", "ctx", "context")
 
 
 @overload
 def command(func: F) -> F: ...
 @overload
-def command(*, name: str | None = None) -> Callable[[F], F]: ...
-def command(func: Any = None, *, name: str | None = None) -> Any:
-    """Mark a fabfile function as a hostout command (optionally under another name)."""
+def command(*, name: str | None = None, quiet: bool = False) -> Callable[[F], F]: ...
+def command(func: Any = None, *, name: str | None = None, quiet: bool = False) -> Any:
+    """Mark a fabfile function as a hostout command (optionally under another name).
+
+    A ``quiet`` command speaks through ``c.report()`` only: the commands it runs and their
+    output (and those of the commands it calls) show with ``-v``, and in the kept log.
+    """
 
     def mark(f: F) -> F:
         setattr(f, _MARK, name or f.__name__)
+        if quiet:
+            setattr(f, _QUIET, True)
         return f
 
     return mark(func) if func is not None else mark
@@ -62,6 +69,10 @@ class Command:
     func: Callable[..., Any]
     origin: str
     native: bool
+
+    @property
+    def quiet(self) -> bool:
+        return bool(getattr(self.func, _QUIET, False))
 
     @property
     def summary(self) -> str:

@@ -1,5 +1,5 @@
 """Everything hostout prints: host-prefixed lines, the live view, the summary, --json."""
 
-from .console import NORMAL, QUIET, VERBOSE, HostStream, Output
+from .console import LOG_ONLY, NORMAL, QUIET, VERBOSE, HostStream, Output
 
-__all__ = ["NORMAL", "QUIET", "VERBOSE", "HostStream", "Output"]
+__all__ = ["LOG_ONLY", "NORMAL", "QUIET", "VERBOSE", "HostStream", "Output"]

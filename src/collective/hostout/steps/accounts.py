@@ -20,10 +20,21 @@ def accounts(c: Context) -> Accounts:
     return c.settings.accounts(c.remote.login_user)
 
 
+#: What the users script prints for each change it makes: ``hostout: created user bo``.
+CHANGED = "hostout: "
+
+
 def users_script(a: Accounts, public_key: str) -> str:
-    """Root shell text creating the group and users and authorising the buildout user."""
-    lines = ["set -e", f"getent group {q(a.group)} >/dev/null || groupadd {q(a.group)}"]
+    """Root shell text creating the group and users and authorising the buildout user; it
+    prints a ``hostout: ...`` line for each change it makes, and nothing when none."""
+    def say(what: str) -> str:
+        return f"echo {q(CHANGED + what)}"
+
+    lines = ["set -e",
+             f"getent group {q(a.group)} >/dev/null || {say('created group ' + a.group)}",
+             f"getent group {q(a.group)} >/dev/null || groupadd {q(a.group)}"]
     for user, shell in ((a.buildout_user, "/bin/bash"), (a.effective_user, "/bin/sh")):
+        lines.append(f"id -u {q(user)} >/dev/null 2>&1 || {say('created user ' + user)}")
         lines.append(f"id -u {q(user)} >/dev/null 2>&1 || "
                      f"useradd -m -s {shell} -G {q(a.group)} {q(user)}")
     for user in sorted({a.buildout_user, a.effective_user, a.login}):
@@ -34,6 +45,8 @@ def users_script(a: Accounts, public_key: str) -> str:
         f"home=$(getent passwd {q(a.buildout_user)} | cut -d: -f6)",
         f"install -d -m 700 -o {q(a.buildout_user)} {ssh}",
         f"touch {keys_file}",
+        f"grep -qxF {q(public_key)} {keys_file} || "
+        f"{say('authorised its key for ' + a.buildout_user)}",
         f"grep -qxF {q(public_key)} {keys_file} || printf '%s\\n' {q(public_key)} >> {keys_file}",
         f"chown {q(a.buildout_user)} {keys_file} && chmod 600 {keys_file}",
     ]
@@ -45,7 +58,11 @@ def bootstrap_users(c: Context) -> Accounts:
     key = c.settings.identity_file
     public = keys.ensure_key(key, comment=f"hostout-{c.name}")
     c.out.line(c.name, f"buildout-user {a.buildout_user} logs in with {key}")
-    run_step(c, "bootstrap_users", RemoteCommand(users_script(a, public), sudo=True))
+    result = run_step(c, "bootstrap_users", RemoteCommand(users_script(a, public), sudo=True))
+    changes = [line.removeprefix(CHANGED) for line in result.stdout.splitlines()
+               if line.startswith(CHANGED)]
+    if changes:
+        c.report(", ".join(dict.fromkeys(changes)) + f" (logs in with {key.name})")
     return a
 
 
@@ -62,9 +79,10 @@ def owners_script(a: Accounts, lay: Layout) -> str:
     ])
 
 
-def setowners(c: Context) -> None:
+def setowners(c: Context) -> Accounts:
     a, lay = accounts(c), c.settings.layout
     script = owners_script(a, lay)
     if not lay.cache.is_relative_to(lay.path):  # a buildout-cache elsewhere: the code's too
         script += f"\nchown -R {q(a.buildout_user)}:{q(a.group)} {q(lay.cache)}"
     run_step(c, "setowners", RemoteCommand(script, sudo=True))
+    return a

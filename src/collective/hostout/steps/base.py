@@ -7,6 +7,7 @@ from dataclasses import dataclass, replace
 from ..commands.context import Context
 from ..errors import BootstrapError, CommandFailed, NotBootstrapped
 from ..packaging import dists
+from ..remote.base import Result
 from ..server import system
 from ..shell import Account, RemoteCommand
 
@@ -25,10 +26,10 @@ def state(c: Context) -> DeployState:
     return c.state(DeployState)
 
 
-def run_step(c: Context, step: str, cmd: RemoteCommand) -> None:
+def run_step(c: Context, step: str, cmd: RemoteCommand) -> Result:
     """A bootstrap step's command: its failure names the step and how to rerun it."""
     try:
-        c.remote.execute(cmd)
+        return c.remote.execute(cmd)
     except CommandFailed as err:
         raise BootstrapError(f"{step} failed: {err.message}; fix the cause and rerun "
                              f"'bin/hostout {c.name} {step}' (or deploy)",

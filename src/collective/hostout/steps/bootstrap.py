@@ -9,6 +9,7 @@ files only.
 
 from __future__ import annotations
 
+import time
 from pathlib import PurePosixPath
 
 from ..commands.context import Context
@@ -25,6 +26,7 @@ def bootstrap_python(c: Context) -> dists.Target:
     version = c.settings.python_version
     found = remote_target(c)
     if found is None:
+        began = time.monotonic()
         text = c.run("cat /etc/os-release", hide=True).stdout
         release = system.OsRelease.parse(text)
         c.out.line(c.name, f"installing Python {version} on {release.pretty}")
@@ -45,6 +47,9 @@ def bootstrap_python(c: Context) -> dists.Target:
             raise UnsupportedSystem(
                 f"bootstrap_python: python{version} with venv is still missing on "
                 f"{release.pretty}", host=c.name)
+        more = f" and {', '.join(extra)}" if extra else ""
+        c.report(f"installed Python {found.python_version}{more} on {release.pretty} "
+                 f"({time.monotonic() - began:.1f} s)")
     state(c).target = found
     return found
 
@@ -70,8 +75,8 @@ def ship_debs(c: Context, release: system.OsRelease, version: str, extra: tuple[
             f"{problem}; nor can hostout ship its packages ({why}): set python-version to one "
             f"this OS provides, or install python{version} with venv support yourself",
             host=c.name)
-    c.out.info(f"cannot install packages itself: shipping {len(files)} Debian packages "
-               "from this machine", host=c.name)
+    c.report(f"the server's apt cannot install packages itself: shipping {len(files)} "
+             "Debian packages from this machine")
     if not files:
         return
     # a private directory (mktemp -d, 0700): nobody can swap the packages root installs
@@ -111,6 +116,9 @@ def bootstrap_buildout(c: Context) -> None:
                     "--disable-pip-version-check", "--find-links", str(lay.dist),
                     *[f"{n}=={v}" for n, v in pins.items()]])
     run_step(c, "bootstrap_buildout", RemoteCommand(install, account=Account.BUILDOUT))
+    names = [f"{n} {v}" for n, v in pins.items()]
+    c.report(f"{lay.path} is a Python {version} venv with " + ", ".join(names[:2])
+             + (f" and {len(names) - 2} more" if len(names) > 2 else ""))
 
 
 def is_bootstrapped(c: Context) -> bool:

@@ -4,6 +4,9 @@ deploy skip it."""
 
 from __future__ import annotations
 
+import re
+import time
+
 from ..commands.context import Context
 from ..shell import Account, RemoteCommand, join, q
 from .accounts import setowners
@@ -34,6 +37,21 @@ def record_build(c: Context) -> None:
                                        account=Account.BUILDOUT), echo=False)
 
 
+_PART = re.compile(r"^(Installing|Updating|Uninstalling) ([^ ]+)\.$", re.M)
+
+
+def build_summary(output: str, seconds: float) -> str:
+    """``installed demo, pasterini; updated supervisor (4.1 s)`` from buildout's output."""
+    done: dict[str, list[str]] = {}
+    for verb, part in _PART.findall(output):
+        names = done.setdefault(verb, [])
+        if part not in names:
+            names.append(part)
+    words = {"Installing": "installed", "Updating": "updated", "Uninstalling": "removed"}
+    said = [f"{words[verb]} {', '.join(parts)}" for verb, parts in done.items()]
+    return f"{'; '.join(said) or 'nothing to do'} ({seconds:.1f} s)"
+
+
 def run_commands(c: Context, label: str, commands: tuple[str, ...]) -> list[str]:
     """pre-/post-commands: as root in path; failures are reported and ignored (the seed)."""
     failed = []
@@ -61,8 +79,10 @@ def run_buildout(c: Context, *args: str) -> None:
     try:
         c.remote.execute(RemoteCommand(f"rm -f {q(MARKER)}", cwd=str(lay.path),
                                        account=Account.BUILDOUT), echo=False)
-        c.remote.execute(RemoteCommand(script, cwd=str(lay.path), env=BUILD_ENV,
-                                       account=Account.BUILDOUT))
+        began = time.monotonic()
+        result = c.remote.execute(RemoteCommand(script, cwd=str(lay.path), env=BUILD_ENV,
+                                                account=Account.BUILDOUT))
+        c.report(build_summary(result.stdout + result.stderr, time.monotonic() - began))
         if c.settings.sudo_parts:
             # root's parts keep their own installed file, so the buildout user's next run
             # neither uninstalls them nor touches what root made

@@ -83,8 +83,19 @@ def uploadeggs(c: Context) -> dict[str, str]:
     new = ship(c, others, extra=[r.sdist for r in built])
     c.out.info("Eggs to transport: " + ", ".join(f"{n} = {v}" for n, v in found.items())
                if found else "No develop eggs to transport", host=c.name)
-    c.out.info(f"{len(new)} new distribution file(s) uploaded", level=1, host=c.name)
+    if new:
+        released = {r.sdist for r in built}
+        names = [f.name for f in new if f in released]
+        size = sum(f.stat().st_size for f in new)
+        what = f"{len(new)} of {len(others) + len(built)} distributions uploaded, {_size(size)}"
+        c.report(what + (f" (new: {', '.join(names)})" if names else ""))
     return found
+
+
+def _size(n: int) -> str:
+    if n < 1024:
+        return f"{n} bytes"
+    return f"{n / 1024:.0f} KB" if n < 1024 * 1024 else f"{n / 1024 / 1024:.1f} MB"
 
 
 # -- the buildout files -------------------------------------------------------------------------
@@ -164,4 +175,8 @@ def buildout_files(c: Context) -> dict[PurePosixPath, Path]:
 def uploadbuildout(c: Context) -> list[PurePosixPath]:
     files = buildout_files(c)
     state(c).build_digest = build_digest(c, files)
-    return sync(c, files)
+    changed = sync(c, files)
+    if changed:
+        c.report(f"{len(changed)} of {len(files)} files changed: "
+                 + ", ".join(str(n) for n in changed))
+    return changed

@@ -15,6 +15,7 @@ import re
 import socket
 import threading
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterator
 from pathlib import Path, PurePosixPath
 
@@ -25,7 +26,8 @@ from invoke.watchers import FailingResponder
 
 from ...config.settings import HostSettings
 from ...errors import AuthError, CommandFailed, ConnectError, HostKeyError, NotBootstrapped
-from ...output import Output
+from ...output import LOG_ONLY, NORMAL, Output
+from ...output.console import TAIL_LINES
 from ...shell import Account, RemoteCommand, join
 from ..base import Result, failure_message
 from ..passwords import Passwords
@@ -229,16 +231,18 @@ class SshRemote:
                 echo: bool = True) -> Result:
         """Run ``cmd``; a non-zero exit raises CommandFailed unless ``warn``."""
         conn = self.connection(cmd.account)
-        if echo:
-            self.out.line(self.name, cmd.display())
-        out = self.out.host_stream(self.name)
-        err = self.out.host_stream(self.name, stderr=True, drop=SUDO_PROMPT)
+        self.out.line(self.name, cmd.display(), level=NORMAL if echo else LOG_ONLY)
+        tail: deque[str] = deque(maxlen=TAIL_LINES)
+        show = not hide
+        out = self.out.host_stream(self.name, show=show, tail=tail)
+        err = self.out.host_stream(self.name, stderr=True, drop=SUDO_PROMPT, show=show,
+                                   tail=tail)
         watchers = []
         if cmd.sudo:
             user = conn.user
             watchers.append(_SudoPassword(lambda: self.passwords.get(self.settings, user)))
         try:
-            raw = conn.run(wire(cmd), warn=True, hide=hide, out_stream=out, err_stream=err,
+            raw = conn.run(wire(cmd), warn=True, hide=False, out_stream=out, err_stream=err,
                            in_stream=False, watchers=watchers)
         except (Failure, ThreadException) as failure:
             if _refused(failure):
@@ -246,8 +250,8 @@ class SshRemote:
                                 cause=failure) from None
             raise
         finally:
-            out.flush()
-            err.flush()
+            out.finish()
+            err.finish()
         result = Result(cmd, raw.stdout, raw.stderr.replace(SUDO_PROMPT, ""), raw.exited)
         if not result.ok and not warn:
             raise CommandFailed(
@@ -255,6 +259,8 @@ class SshRemote:
                 host=self.name,
                 exit_status=result.exited,
                 stderr=result.stderr,
+                tail=tuple(tail),
+                tail_shown=show and self.out.shows_output(self.name),
             )
         return result
 
