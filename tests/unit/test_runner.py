@@ -386,3 +386,12 @@ def test_live_view_shows_hosts_states_and_errors():
     assert [line.split()[:2] for line in plain[1:4]] == [
         ["web1", "running"], ["web2", "failed"], ["web3", "waiting"]]
     assert "cannot log in with **" in plain[2]
+
+
+def test_a_password_equal_to_the_user_name_does_not_hide_the_user(tmp_path: Path):
+    out = RecordingOutput(verbosity=QUIET)
+    inv, _ = invocation(tmp_path, {"host1": {"user": "vagrant", "password": "vagrant"},
+                                   "host2": {"password": "s3cr3t!"}}, out=out)
+    inv.run(Plan(("host1", "host2"), ("hello",), ("vagrant", "s3cr3t!")))
+    assert "[host1] out: hello from host1 vagrant ****" in out.text
+    assert "s3cr3t!" not in out.text

@@ -102,6 +102,9 @@ class Invocation:
             if ctx is None:
                 settings = self.settings(host)
                 self.out.add_secret(settings.password)
+                self.out.add_public(settings.name, settings.hostname, settings.user,
+                                    settings.buildout_user, settings.effective_user,
+                                    settings.buildout_group)
                 ctx = Context(settings, self._remote_factory(settings), registry_for(settings),
                               self.out, self.options.facts, packager=self._packager,
                               shared=self._shared)
