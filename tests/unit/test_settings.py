@@ -92,3 +92,66 @@ def test_require_names_missing_option():
     with pytest.raises(ConfigError, match="option buildout-group is required"):
         settings().require("buildout-group")
     assert settings(buildout_group="g").require("buildout-group") == "g"
+
+
+# Values that would reach a remote shell (directly, or through the venv's script wrappers
+# which run as the buildout user) must be refused, whatever hostout quotes.
+METACHARACTERS = ["$(touch /tmp/x)", "`id`", "a;b", "a|b", "a&b", "a b", "a\nb", "a'b", 'a"b',
+                  "a>b", "a<b", "*", "?", "a\\b", "~root", "a{b,c}", "a#b", "!x", "a\tb"]
+CHECKED = {
+    "path": lambda v: f"/srv/{v}",
+    "buildout-cache": lambda v: f"/srv/cache{v}",
+    "buildout-user": lambda v: f"bo{v}",
+    "effective-user": lambda v: f"app{v}",
+    "buildout-group": lambda v: f"grp{v}",
+    "buildout": lambda v: f"prod{v}.cfg",
+    "parts": lambda v: f"app{v}",
+    "sudo-parts": lambda v: f"root{v}",
+    "system-packages": lambda v: f"gcc{v}",
+    "hostos": lambda v: f"debian{v}",
+    "user": lambda v: f"deploy{v}",
+}
+
+
+@pytest.mark.parametrize("option", sorted(CHECKED))
+@pytest.mark.parametrize("evil", METACHARACTERS)
+def test_unsafe_values_are_refused_naming_the_option(option, evil):
+    value = CHECKED[option](evil)
+    if option in ("parts", "sudo-parts", "system-packages") and evil in ("a b", "a\nb",
+                                                                         "a\tb"):
+        value = value.replace(evil, "x")  # a list: blanks separate its items
+        value += " $(id)"
+    with pytest.raises(ConfigError, match=f"option {option} = ") as info:
+        build_settings("h", {option: value}, buildout_directory=BD)
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(("option", "value"), [
+    ("path", "/var/buildout/../etc"), ("buildout", "../outside.cfg"), ("path", "relative"),
+    ("buildout-cache", "../cache")])
+def test_paths_cannot_climb_out(option, value):
+    with pytest.raises(ConfigError, match=f"option {option} = "):
+        build_settings("h", {option: value}, buildout_directory=BD)
+
+
+def test_ordinary_values_pass():
+    s = build_settings("h", {"path": "/srv/my-app_2.0/current", "buildout-user": "bo_1",
+                             "effective-user": "app-user", "buildout-group": "www-data",
+                             "buildout": "deploy/prod.cfg", "parts": "app supervisor.conf",
+                             "system-packages": "libxml2-dev g++ python3.11-dev",
+                             "user": "john.doe", "buildout-cache": "cache/v2"},
+                       buildout_directory=BD)
+    assert s.layout.cache == PurePosixPath("/srv/my-app_2.0/current/cache/v2")
+    assert s.system_packages == ("libxml2-dev", "g++", "python3.11-dev")
+
+
+@pytest.mark.parametrize(("value", "expected"), [("3.11", "3.11"), ("3.11.7", "3.11"),
+                                                 ("3.9", "3.9")])
+def test_python_version_takes_hostout_1_spelling(value, expected):
+    assert build_settings("h", {"python-version": value},
+                          buildout_directory=BD).python_version == expected
+
+
+def test_python_2_gets_a_hint():
+    with pytest.raises(ConfigError, match="hostout 2 deploys Python 3 buildouts only"):
+        build_settings("h", {"python-version": "2.6"}, buildout_directory=BD)
