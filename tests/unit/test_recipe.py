@@ -133,6 +133,9 @@ def test_stale_options_are_refused(tmp_path: Path):
     [("fabfiles = missing.py", "h: fabfiles: no such file"),
      ("python-version = 2.7", "h: option python-version = '2.7' is not a Python 3"),
      ("host = bad:port:x:", "h: option host"),
+     ("path = /srv/q$(touch /tmp/x)", "h: option path = '/srv/q$(touch /tmp/x)' is not a "
+                                      "safe path"),
+     ("buildout-user = bo;id", "h: option buildout-user = 'bo;id' is not a user"),
      ("extends = no.such.egg.anywhere", "h: extends = no.such.egg.anywhere: not a part")],
 )
 def test_bad_options_fail_the_buildout_with_one_clear_line(tmp_path: Path, option, message):
