@@ -3,6 +3,7 @@ host keys and the bad inputs, through bin/hostout as a user runs it."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -99,6 +100,27 @@ def test_sudo_answers_prompt_and_never_prints_password(tmp_path: Path, bare_host
     # the user's sudo really asks for a password: without one it is refused
     check = bare_host.exec("sudo -k; sudo -n true", user=bare_host.user)
     assert check.returncode != 0
+
+
+def test_a_password_the_host_prints_is_masked_on_screen_in_json_and_in_the_log(
+        tmp_path: Path, bare_host: TestHost):
+    # the password reaches the host's output, as a careless script of the user's may print it
+    bare_host.exec(f"printf 'secret is %s here\\n' {bare_host.password} > /root/leak && "
+                   "chmod 600 /root/leak")
+    d = make(tmp_path, bare_host)
+    plain = hostout(d, "host1", "sudo", "cat", "/root/leak")
+    assert plain.returncode == 0, plain.stderr
+    assert "[host1] out: secret is **** here" in lines(plain)
+    events = hostout(d, "--json", "host1", "sudo", "cat", "/root/leak")
+    assert events.returncode == 0, events.stderr
+    outputs = [json.loads(line) for line in events.stdout.splitlines()]
+    assert {"secret is **** here"} == {e["output"] for e in outputs if e["event"] == "output"}
+    logs = sorted((d / "parts" / "hostout" / "logs").glob("*-host1-sudo*.log"))
+    assert len(logs) == 2
+    kept = "".join(log.read_text() for log in logs)
+    assert kept.count("secret is **** here") == 2
+    for text in (plain.stdout + plain.stderr, events.stdout + events.stderr, kept):
+        assert bare_host.password not in text
 
 
 def test_run_explains_before_bootstrap_then_runs_as_buildout_user_in_path(
