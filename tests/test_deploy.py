@@ -148,6 +148,26 @@ def test_code_change_redeploys_only_that_package(deployed: Deployed):
     assert fetch(deployed.url) == ANSWER + " Again."
 
 
+def test_system_packages_added_later_are_installed_by_the_next_deploy(deployed: Deployed):
+    d = deployed.directory
+    cfg = d / "deploy.cfg"
+    good = cfg.read_text()
+    assert deployed.host.exec("dpkg -s tree").returncode != 0
+    cfg.write_text(good + "system-packages = tree\n")
+    try:
+        buildout(d, "-c", "deploy.cfg")
+        proc = deployed.deploy("deploy")
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr
+        assert re.search(r"^\[host1\] bootstrap_python: installed system packages tree "
+                         r"\(\d+\.\d s\)$", proc.stdout, re.M), proc.stdout
+        assert deployed.host.exec("dpkg -s tree").returncode == 0
+        again = deployed.deploy("deploy")  # now in line with the options: nothing to do
+        assert "bootstrap_python" not in again.stdout
+    finally:
+        cfg.write_text(good)
+        buildout(d, "-c", "deploy.cfg")
+
+
 def test_buildout_passes_extra_arguments(deployed: Deployed):
     proc = deployed.deploy("-v", "buildout", "-N", "annotate", "buildout")
     assert proc.returncode == 0, proc.stderr

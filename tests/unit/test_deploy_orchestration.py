@@ -18,6 +18,7 @@ from collective.hostout.config.settings import build_settings
 from collective.hostout.errors import CommandFailed
 from collective.hostout.output import QUIET, Output
 from collective.hostout.packaging.dists import Target
+from collective.hostout.steps.bootstrap import BOOTSTRAP_MARKER, bootstrap_pins, pins_digest
 from collective.hostout.steps.build import MARKER
 
 DEBIAN = 'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nID=debian\nVERSION_CODENAME=bookworm\n'
@@ -60,7 +61,7 @@ def make(tmp_path: Path, remote: RecordingRemote, **options: str) -> Context:
 
 def bare_host() -> RecordingRemote:
     remote = RecordingRemote("host1")
-    remote.respond(r"^test -x /srv/app/bin/buildout$", exited=1)  # no buildout yet
+    remote.respond(r"^test -d /srv/app ", exited=1)  # no directories yet
     remote.respond(PROBE, stdout="linux-x86_64 3.11\n")  # after apt-get install
     remote.respond(PROBE, exited=1, times=1)  # the first probe: no python
     remote.respond(r"^cat /etc/os-release$", stdout=DEBIAN)
@@ -117,7 +118,10 @@ def test_unchanged_redeploy_neither_builds_nor_restarts(tmp_path: Path):
     marker = first.ran(f"> /srv/app/{MARKER}")[0].script
     digest = marker.split("'%s\\n' ")[1].split()[0]
 
-    again = RecordingRemote("host1")  # bootstrapped: test -x succeeds
+    pins = first.ran(f"> /srv/app/{BOOTSTRAP_MARKER}")[0].script.split("'%s\\n' ")[1].split()[0]
+    again = RecordingRemote("host1")  # bootstrapped, with today's Python and pins
+    again.respond(r"^test -x /srv/app/bin/buildout && echo bootstrapped$",
+                  stdout=f"bootstrapped\nvenv-python 3.11\nbootstrap-pins {pins}\n")
     again.respond(PROBE, stdout="linux-x86_64 3.11\n")
     again.respond(rf"^cat /srv/app/{re.escape(MARKER)}", stdout=digest + "\n")
     files = {name: hashlib.sha256(data).hexdigest() for name, data in first.files.items()}
@@ -148,3 +152,65 @@ def test_a_missing_group_stops_before_any_command(tmp_path: Path):
     with pytest.raises(Exception, match="option buildout-group is required"):
         c.call("bootstrap")
     assert remote.calls == []
+
+
+def bootstrapped_host(venv: str = "3.11", pins: str = "old", missing: str = "") -> RecordingRemote:
+    remote = RecordingRemote("host1")
+    remote.respond(r"^test -x /srv/app/bin/buildout && echo bootstrapped$",
+                   stdout=f"bootstrapped\nvenv-python {venv}\nbootstrap-pins {pins}\n"
+                   + "".join(f"missing-package {m}\n" for m in missing.split()))
+    remote.respond(PROBE, stdout=f"linux-x86_64 {venv}\n")
+    remote.respond(r"^cat /etc/os-release$", stdout=DEBIAN)
+    return remote
+
+
+def current_pins(tmp_path: Path) -> str:
+    c = make(tmp_path, RecordingRemote("host1"))
+    return pins_digest(bootstrap_pins(c), c.settings.python_version)
+
+
+def test_system_packages_added_later_are_installed_on_the_next_deploy(tmp_path: Path):
+    remote = bootstrapped_host(missing="libxml2-dev", pins=current_pins(tmp_path))
+    remote.respond(r"\Afor p in gcc libxml2-dev; do", stdout="missing-package libxml2-dev\n")
+    out = Output(verbosity=QUIET)
+    c = make(tmp_path, remote, **{"system-packages": "gcc libxml2-dev"})
+    c.out = out
+    c.call("predeploy")
+    (install,) = remote.ran("apt-get install")
+    assert install.sudo and install.script.split("||")[0].split()[-1] == "libxml2-dev"
+    assert not remote.ran("useradd|-m venv|pip install")  # nothing else redone
+    assert not remote.ran("apt-get install .*gcc")
+
+
+def test_a_changed_python_version_installs_it_and_remakes_the_venv(tmp_path: Path):
+    remote = bootstrapped_host(venv="3.11")
+    remote.respond(r"python3\.12 -c .*sysconfig", stdout="linux-x86_64 3.12\n")
+    remote.respond(r"python3\.12 -c .*sysconfig", exited=1, times=1)  # not there yet
+    c = make(tmp_path, remote, **{"python-version": "3.12"})
+    c.call("predeploy")
+    steps = [call.script for call in remote.calls if "apt-get install" in call.script
+             or "-m venv" in call.script or "pip install" in call.script]
+    assert "python3.12 python3.12-venv" in steps[0]
+    assert "rm -f /srv/app/bin/python" in steps[1] and "python3.12 -m venv /srv/app" in steps[1]
+    assert steps[2].startswith("/srv/app/bin/python -m pip install")
+    assert not remote.ran("useradd")
+
+
+def test_new_bootstrap_pins_reinstall_the_venv_without_sudo(tmp_path: Path):
+    remote = bootstrapped_host(pins="stale")
+    c = make(tmp_path, remote)
+    c.call("predeploy")
+    assert remote.ran(r"-m pip install .*zc\.buildout==")
+    assert not [call for call in remote.calls if call.sudo]  # the directories exist
+    assert not remote.ran("apt-get")
+
+
+def test_an_unchanged_bootstrap_runs_one_probe(tmp_path: Path):
+    first = bare_host()
+    make(tmp_path, first).call("bootstrap")
+    written = first.ran(f"> /srv/app/{BOOTSTRAP_MARKER}")[0].script
+    assert current_pins(tmp_path) in written  # what the marker records is what is compared
+    remote = bootstrapped_host(pins=current_pins(tmp_path))
+    c = make(tmp_path, remote)
+    c.call("predeploy")
+    assert len(remote.calls) == 1

@@ -46,9 +46,19 @@ def deploy(c: Context) -> None:
 @command(quiet=True)
 def predeploy(c: Context) -> None:
     """Install buildout and its dependencies if needed. Hookpoint for plugins"""
-    if not _bootstrap.is_bootstrapped(c):
+    drift = _bootstrap.drift(c)
+    if not drift.bootstrapped:
         c.report(f"no {c.settings.layout.buildout_script} yet: bootstrapping")
         c.commands.bootstrap()
+        return
+    # bootstrap follows the options: a changed python-version or system-packages, or new
+    # versions of zc.buildout & co. here, are applied now
+    version = c.settings.python_version
+    if drift.needs_python(version):
+        c.commands.bootstrap_python()
+    digest = _bootstrap.pins_digest(_bootstrap.bootstrap_pins(c), version)
+    if drift.needs_buildout(version, digest):
+        c.commands.bootstrap_buildout()
 
 
 @command(quiet=True)

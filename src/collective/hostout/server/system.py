@@ -71,6 +71,44 @@ def probe_python(version: str, python: str | None = None) -> RemoteCommand:
     return RemoteCommand.argv([python or python_binary(version), "-c", code])
 
 
+#: What ``missing_packages`` prints for each package the server lacks.
+MISSING = "missing-package "
+
+
+def missing_packages(packages: tuple[str, ...]) -> str:
+    """Shell text printing ``missing-package NAME`` for each of ``packages`` the server's
+    package manager (dpkg, rpm or apk, whichever it has) does not have installed."""
+    if not packages:
+        return "true"
+    names = join(packages)
+    return (f"for p in {names}; do "
+            'if command -v dpkg-query >/dev/null 2>&1; then '
+            """dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed'; """
+            'elif command -v rpm >/dev/null 2>&1; then rpm -q "$p" >/dev/null 2>&1; '
+            'elif command -v apk >/dev/null 2>&1; then apk info -e "$p" >/dev/null 2>&1; '
+            'else false; fi '
+            f'|| echo {q(MISSING)}"$p"; done')
+
+
+def install_packages(release: OsRelease, packages: tuple[str, ...],
+                     hostos: str | None = None) -> list[RemoteCommand]:
+    """Root commands that install more OS packages (``system-packages`` added later)."""
+    family = (hostos or release.family).lower()
+    if family in ("debian", "ubuntu"):
+        install = (f"{APT_ENV} apt-get install -y -q --no-install-recommends {APT_QUICK} "
+                   + join(packages))
+        # lists may be stale or gone (a slim image): update once if the install fails
+        return [RemoteCommand(f"{install} || {{ {APT_ENV} apt-get update -q {APT_QUICK} && "
+                              f"{install}; }}", sudo=True)]
+    if family in ("redhat", "fedora", "rhel", "centos"):
+        return [RemoteCommand(join(["dnf", "install", "-y", *packages]), sudo=True)]
+    if family == "alpine":
+        return [RemoteCommand(join(["apk", "add", "--no-cache", *packages]), sudo=True)]
+    raise UnsupportedSystem(
+        f"hostout cannot install packages on {release.pretty} (family {family!r}); set hostos "
+        "to debian, redhat or alpine, or install them yourself")
+
+
 def install_python(release: OsRelease, version: str, hostos: str | None = None,
                    extra: tuple[str, ...] = ()) -> list[RemoteCommand]:
     """Root commands that install Python ``version`` with venv support on ``release``."""

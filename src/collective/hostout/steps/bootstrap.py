@@ -9,7 +9,9 @@ files only.
 
 from __future__ import annotations
 
+import hashlib
 import time
+from dataclasses import dataclass
 from pathlib import PurePosixPath
 
 from ..commands.context import Context
@@ -25,7 +27,9 @@ from .shipping import ship
 def bootstrap_python(c: Context) -> dists.Target:
     version = c.settings.python_version
     found = remote_target(c)
-    if found is None:
+    if found is not None:
+        install_missing_packages(c)
+    else:
         began = time.monotonic()
         text = c.run("cat /etc/os-release", hide=True).stdout
         release = system.OsRelease.parse(text)
@@ -52,6 +56,25 @@ def bootstrap_python(c: Context) -> dists.Target:
                  f"({time.monotonic() - began:.1f} s)")
     state(c).target = found
     return found
+
+
+def install_missing_packages(c: Context) -> None:
+    """system-packages added since the last bootstrap: installed now."""
+    wanted = c.settings.system_packages
+    if not wanted:
+        return
+    res = c.remote.execute(RemoteCommand(system.missing_packages(wanted)), hide=True,
+                           echo=False)
+    missing = tuple(line.removeprefix(system.MISSING) for line in res.stdout.splitlines()
+                    if line.startswith(system.MISSING))
+    if not missing:
+        return
+    began = time.monotonic()
+    release = system.OsRelease.parse(c.run("cat /etc/os-release", hide=True).stdout)
+    for cmd in system.install_packages(release, missing, c.settings.hostos):
+        run_step(c, "bootstrap_python", cmd)
+    c.report(f"installed system packages {', '.join(missing)} "
+             f"({time.monotonic() - began:.1f} s)")
 
 
 def ship_debs(c: Context, release: system.OsRelease, version: str, extra: tuple[str, ...],
@@ -100,31 +123,105 @@ def bootstrap_pins(c: Context) -> dict[str, str]:
             if used.get(name) or name in env}
 
 
+#: In path: what bootstrap_buildout last installed (the pins' digest), so a changed
+#: zc.buildout, setuptools... is installed on the next deploy.
+BOOTSTRAP_MARKER = ".hostout-bootstrap"
+
+
+def pins_digest(pins: dict[str, str], version: str) -> str:
+    text = "\n".join([f"python {version}", *(f"{n}=={v}" for n, v in sorted(pins.items()))])
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 def bootstrap_buildout(c: Context) -> None:
-    state(c).bootstrapped = True
-    a, lay = accounts(c), c.settings.layout
+    lay = c.settings.layout
     version = c.settings.python_version
     dirs = [lay.path, lay.cache, lay.downloads, lay.dist, lay.eggs]
-    mkdirs = "\n".join(f"install -d -o {q(a.buildout_user)} -g {q(a.group)} -m 2750 {q(d)}"
-                       for d in dirs)
-    run_step(c, "bootstrap_buildout", RemoteCommand(f"set -e\n{mkdirs}", sudo=True))
-    venv = f"test -x {q(lay.python)} || python{version} -m venv {q(lay.path)}"
-    run_step(c, "bootstrap_buildout", RemoteCommand(venv, account=Account.BUILDOUT))
+    have = c.remote.execute(RemoteCommand(" && ".join(f"test -d {q(d)}" for d in dirs),
+                                          account=Account.BUILDOUT), warn=True, hide=True,
+                            echo=False).ok
+    state(c).bootstrapped = True
+    if not have:  # only a first bootstrap (or a missing directory) needs root
+        a = accounts(c)
+        mkdirs = "\n".join(f"install -d -o {q(a.buildout_user)} -g {q(a.group)} -m 2750 {q(d)}"
+                           for d in dirs)
+        run_step(c, "bootstrap_buildout", RemoteCommand(f"set -e\n{mkdirs}", sudo=True))
+    # A venv of another Python (python-version changed): its interpreter links are
+    # replaced in place; the buildout, var/ and the caches in path stay.
+    venv = "\n".join([
+        f"if [ -x {q(lay.python)} ] && ! {q(lay.python)} -c {q(_is_version(version))}; then",
+        f"  rm -f {q(lay.path / 'bin')}/python {q(lay.path / 'bin')}/python3 "
+        f"{q(lay.path / 'bin')}/python3.*",
+        f"  echo {q(REMADE)}",
+        "fi",
+        f"test -x {q(lay.python)} || python{version} -m venv {q(lay.path)}",
+    ])
+    made = run_step(c, "bootstrap_buildout", RemoteCommand(venv, account=Account.BUILDOUT))
     pins = bootstrap_pins(c)
     ship(c, pins)
     install = join([str(lay.python), "-m", "pip", "install", "-q", "--no-index",
                     "--disable-pip-version-check", "--find-links", str(lay.dist),
                     *[f"{n}=={v}" for n, v in pins.items()]])
     run_step(c, "bootstrap_buildout", RemoteCommand(install, account=Account.BUILDOUT))
+    marker = lay.path / BOOTSTRAP_MARKER
+    c.remote.execute(RemoteCommand(f"printf '%s\\n' {q(pins_digest(pins, version))} > "
+                                   f"{q(marker)}", account=Account.BUILDOUT), echo=False)
     names = [f"{n} {v}" for n, v in pins.items()]
-    c.report(f"{lay.path} is a Python {version} venv with " + ", ".join(names[:2])
+    what = ("now runs Python" if REMADE in made.stdout else "is a Python")
+    c.report(f"{lay.path} {what} {version} venv with " + ", ".join(names[:2])
              + (f" and {len(names) - 2} more" if len(names) > 2 else ""))
 
 
-def is_bootstrapped(c: Context) -> bool:
-    probe = RemoteCommand.argv(["test", "-x", str(c.settings.layout.buildout_script)],
-                               account=Account.BUILDOUT)
+REMADE = "hostout: venv remade"
+
+
+def _is_version(version: str) -> str:
+    major, minor = version.split(".")
+    return f"import sys; sys.exit(sys.version_info[:2] != ({major}, {minor}))"
+
+
+@dataclass(frozen=True)
+class Drift:
+    """How the server's bootstrap differs from what the options ask for now."""
+
+    bootstrapped: bool  # path/bin/buildout exists
+    venv_python: str | None  # the X.Y the venv runs
+    missing_packages: tuple[str, ...]  # system-packages not installed
+    pins_digest: str | None  # what bootstrap_buildout last installed
+
+    def needs_python(self, version: str) -> bool:
+        return bool(self.missing_packages) or self.venv_python != version
+
+    def needs_buildout(self, version: str, digest: str) -> bool:
+        return self.venv_python != version or self.pins_digest != digest
+
+
+def drift(c: Context) -> Drift:
+    """One probe, as the buildout user: is path bootstrapped, with which Python, are
+    system-packages installed, and which bootstrap pins did it get."""
+    lay = c.settings.layout
+    script = "\n".join([
+        f"test -x {q(lay.buildout_script)} && echo bootstrapped",
+        f"{q(lay.python)} -c {q(VENV_PYTHON)} 2>/dev/null",
+        f"cat {q(lay.path / BOOTSTRAP_MARKER)} 2>/dev/null | sed 's/^/bootstrap-pins /'",
+        system.missing_packages(c.settings.system_packages),
+        "true",
+    ])
     try:
-        return c.remote.execute(probe, warn=True, hide=True, echo=False).ok
-    except NotBootstrapped:
-        return False
+        res = c.remote.execute(RemoteCommand(script, account=Account.BUILDOUT), warn=True,
+                               hide=True, echo=False)
+    except NotBootstrapped:  # the buildout user cannot log in yet
+        return Drift(False, None, (), None)
+    found: dict[str, str] = {}
+    missing = []
+    for line in res.stdout.splitlines():
+        word, _, rest = line.partition(" ")
+        if line.startswith(system.MISSING):
+            missing.append(line.removeprefix(system.MISSING))
+        else:
+            found[word] = rest.strip()
+    return Drift("bootstrapped" in found, found.get("venv-python"), tuple(missing),
+                 found.get("bootstrap-pins"))
+
+
+VENV_PYTHON = "import sys; print('venv-python %d.%d' % sys.version_info[:2])"

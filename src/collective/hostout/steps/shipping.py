@@ -150,7 +150,8 @@ def build_digest(c: Context, files: Mapping[PurePosixPath, Path]) -> str:
     h = hashlib.sha256()
     for name in sorted(files):
         h.update(f"{name}\0{sha256_file(files[name])}\n".encode())
-    h.update(repr((s.pre_commands, s.post_commands, s.sudo_parts, s.parts)).encode())
+    h.update(repr((s.pre_commands, s.post_commands, s.sudo_parts, s.parts,
+                   s.python_version)).encode())
     return h.hexdigest()
 
 
