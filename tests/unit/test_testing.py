@@ -1,5 +1,5 @@
-"""collective.hostout.testing without podman: apt sources, the image's mirrors, and what the
-package imports."""
+"""collective.hostout.testing without podman: apt sources, the image's mirrors, the command
+line's checks of its input, and what the package imports."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ import pytest
 from collective.hostout.testing import image
 from collective.hostout.testing.image import AptSource, Mirrors, apt_sources, debian_mirrors
 from collective.hostout.testing.podman import TestHostError
+
+TESTHOST = Path(sys.executable).parent / "hostout-testhost"
 
 DEB822 = """\
 Types: deb
@@ -103,3 +105,43 @@ def test_importing_it_imports_neither_fabric_nor_paramiko():
     out = subprocess.run([sys.executable, "-c", code], text=True, capture_output=True,
                          check=True).stdout
     assert out == "[]\n"
+
+
+def run_testhost(cwd: Path, *args: str,
+                 path: str | None = None) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ)
+    if path is not None:
+        env["PATH"] = path
+    return subprocess.run([str(TESTHOST), *args], cwd=cwd, env=env, text=True,
+                          capture_output=True, stdin=subprocess.DEVNULL)
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["start", "a/b"], "Error: test host name 'a/b': use letters, digits"),
+    (["start", "--publish", "http"], "Error: argument --publish/-p: 'http' is not PORT or "
+     "LOCAL:PORT (see hostout-testhost start --help)"),
+    (["start", "--publish", "70000"], "Error: argument --publish/-p: '70000': ports are 1-65535"),
+    (["start", "--publish", "22"], "Error: --publish 22: sshd is published already"),
+    (["start", "--user", "root"], "Error: --user 'root': a lower-case login name other than"),
+    (["start", "--user", "Bob"], "Error: --user 'Bob': a lower-case login name other than"),
+    (["start", "-c", "nosuch.cfg"], "Error: no buildout file "),
+    (["start", "buildout"], "buildout.cfg exists and is not a test host's; choose another"),
+    (["frob"], "Error: argument {start,list,remove,image}: invalid choice: 'frob'"),
+])
+def test_bad_input_is_one_line_exit_2(tmp_path: Path, args: list[str], message: str):
+    (tmp_path / "buildout.cfg").write_text("[buildout]\nparts =\n")
+    proc = run_testhost(tmp_path, *args, path="/nonexistent")  # and podman is never needed
+    assert proc.returncode == 2
+    assert proc.stdout == ""
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: ") and message in lines[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["buildout.cfg"]
+
+
+@pytest.mark.parametrize("args", [["start"], ["list"], ["remove"], ["image"]])
+def test_no_podman_is_one_line_exit_1(tmp_path: Path, args: list[str]):
+    (tmp_path / "buildout.cfg").write_text("[buildout]\nparts =\n")
+    proc = run_testhost(tmp_path, *args, path="/nonexistent")
+    assert (proc.returncode, proc.stdout) == (1, "")
+    assert proc.stderr == ("Error: podman is not installed (on Debian/Ubuntu, as root: "
+                           "apt-get install podman runc debootstrap)\n")
