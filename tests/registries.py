@@ -23,9 +23,12 @@ def index_hosts() -> set[str]:
     """Host names of the package indexes a build could read: pip's default (PyPI, and where
     it keeps its files; what a server with no pip configuration reads, and buildout's own
     default), and every index-url and extra-index-url of this machine's pip configuration."""
-    from pip._internal.models.index import PyPI  # pip's one statement of its default index
-
-    hosts = {PyPI.netloc, PyPI.file_storage_domain}
+    # pip's one statement of its default index. In a process of its own: importing
+    # pip._internal here would break a later `import setuptools` (its distutils shim).
+    default = ("from pip._internal.models.index import PyPI; "
+               "print(PyPI.netloc, PyPI.file_storage_domain)")
+    hosts = set(subprocess.run([sys.executable, "-c", default], text=True, capture_output=True,
+                               check=True, stdin=subprocess.DEVNULL).stdout.split())
     listing = subprocess.run([sys.executable, "-m", "pip", "config", "list"], text=True,
                              capture_output=True, check=True, stdin=subprocess.DEVNULL).stdout
     for value in re.findall(r"^[^.\s]*\.(?:extra-)?index-url='(.*)'$", listing, re.M):
