@@ -119,7 +119,9 @@ def test_start_buildout_run_remove(project: Path):
 
     gone = run_testhost(project, "remove")
     assert gone.returncode == 0, gone.stderr
-    assert gone.stdout.startswith(f"removed testhost ({host['container']}) and {cfg}")
+    assert gone.stdout.splitlines() == [
+        f"removed testhost ({host['container']}) and {cfg}",
+        f"run buildout in {project.resolve()} to take what you removed out of bin/hostout"]
     assert not container_exists(str(host["container"]))
     assert not cfg.exists()
     assert not (project / ".hostout-testhost").exists()
@@ -155,8 +157,13 @@ def test_named_host_with_its_own_user_and_port(project: Path):
     assert replaced.returncode == 0, replaced.stderr
     assert [h["name"] for h in listed_in(project)] == ["web"]
     assert json.loads(replaced.stdout)["user"] == "deploy"
+    # removed behind its back: `remove` still takes away what start wrote
+    podman("rm", "--force", "--time", "0", host["container"])
     removed = run_testhost(project, "remove", "web")
     assert removed.returncode == 0, removed.stderr
+    assert removed.stdout == "removed what web left: its container was gone already\n"
+    assert not (project / "web.cfg").exists()
+    assert not (project / ".hostout-testhost").exists()
     assert listed_in(project) == []
 
 
@@ -173,7 +180,7 @@ def _free_port() -> int:
      "Error: --like testhost: the test host needs a name of its own"),
     (["start", "buildout"], "is not a test host's; choose another NAME"),
     (["start", "--image", "localhost/hostout-nosuch:1"],
-     "Error: image localhost/hostout-nosuch:1 is missing; no such image"),
+     "Error: no image localhost/hostout-nosuch:1 here (podman images lists them)"),
     (["remove", "nosuch"], "Error: no test host nosuch for "),
     (["remove", "web", "--all"], "Error: remove: NAMEs or --all, not both"),
 ])

@@ -31,7 +31,7 @@ import secrets
 import shutil
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
@@ -191,15 +191,16 @@ def _check_name(name: str) -> None:
                          "most 40, starting with a letter or digit)")
 
 
-def _known_host_parts(directory: Path) -> list[str] | None:
-    """The host parts bin/buildout last wrote for this buildout, or None if unknown or stale."""
+def _known_host_parts(directory: Path, *, stale: bool = False) -> list[str] | None:
+    """The host parts buildout last wrote for this buildout (bin/hostout's), or None if
+    unknown, or if a cfg file changed since (unless ``stale``)."""
     from ..config import optionsfile
 
     try:
         options = optionsfile.load(directory / "parts" / "hostout" / "hostout.json")
     except HostoutError:
         return None
-    return None if options.stale_sources() else options.host_names
+    return None if options.stale_sources() and not stale else options.host_names
 
 
 def start(args: argparse.Namespace) -> int:
@@ -230,9 +231,12 @@ def start(args: argparse.Namespace) -> int:
         raise TestHostError(f"test host {name} exists ({existing[0].ssh or existing[0].status})"
                             f"; `hostout-testhost remove {name}` first, or start --replace")
     for old in existing:
-        _remove(old)
+        podman("rm", "--force", "--time", "0", old.container)
+        _clean(directory, name, old.cfg)
     if not image_exists(args.image):
-        problem = build_problem() if args.image == IMAGE else "no such image"
+        if args.image != IMAGE:
+            raise TestHostError(f"no image {args.image} here (podman images lists them)")
+        problem = build_problem()
         if problem:
             raise TestHostError(f"image {args.image} is missing; {problem}")
         build_image(args.image, log=_progress(args.json))
@@ -252,11 +256,11 @@ def start(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(_describe(name, host, directory, cfg, args).to_json()))
     else:
-        _tell(name, host, directory, cfg, args.like)
+        _tell(name, host, base, cfg, args.like)
     return 0
 
 
-def _progress(quiet: bool) -> Any:
+def _progress(quiet: bool) -> Callable[[str], None]:
     return (lambda line: print(line, file=sys.stderr)) if quiet else print
 
 
@@ -318,7 +322,8 @@ def _write_cfg(cfg: Path, base: Path, name: str, host: TestHost, state: Path,
     tmp.replace(cfg)
 
 
-def _tell(name: str, host: TestHost, directory: Path, cfg: Path, like: str | None) -> None:
+def _tell(name: str, host: TestHost, base: Path, cfg: Path, like: str | None) -> None:
+    directory = base.parent
     shaped = f", like {like}" if like else ""
     print(f"{name}: started {host.name}{shaped}: ssh {host.hoststring}, login {host.user} "
           f"(its password is in {cfg.name})")
@@ -338,7 +343,7 @@ def _tell(name: str, host: TestHost, directory: Path, cfg: Path, like: str | Non
     print(f"    {buildout} -c {cfg.name}")
     print(f"    bin/hostout {name} deploy")
     print(f"remove it with: hostout-testhost remove {name}"
-          + (f" -c {cfg.parent / 'buildout.cfg'}" if directory != here else ""))
+          + (f" -c {base}" if directory != here else ""))
 
 
 # -- list, remove, image ------------------------------------------------------------------------
@@ -367,37 +372,54 @@ def remove(args: argparse.Namespace) -> int:
         if args.names:
             raise UsageError("remove: NAMEs or --all, not both")
         chosen = hosts
+        leftovers: list[str] = []
+        built: set[Path] = set()
     else:
         directory, _ = _buildout_directory(args.buildout, must_exist=False)
-        names = args.names or [DEFAULT_NAME]
+        names = list(dict.fromkeys(args.names or [DEFAULT_NAME]))
         for name in names:
             _check_name(name)
         mine = {h.name: h for h in hosts if h.directory == directory}
-        unknown = [n for n in names if n not in mine]
+        chosen = [mine[n] for n in names if n in mine]
+        # a container someone removed with podman leaves its cfg and state behind
+        leftovers = [n for n in names if n not in mine and _written(directory, n)]
+        unknown = [n for n in names if n not in mine and n not in leftovers]
         if unknown:
             there = ", ".join(sorted(mine)) or "none"
             raise UsageError(f"no test host {', '.join(unknown)} for {directory} "
                              f"(its test hosts: {there}; hostout-testhost list shows all)")
-        chosen = [mine[n] for n in dict.fromkeys(names)]
-    if not chosen:
+        parts = _known_host_parts(directory, stale=True) or ()
+        built = {directory} if any(n in parts for n in leftovers) else set()
+        for name in leftovers:
+            _clean(directory, name, directory / f"{name}.cfg")
+            print(f"removed what {name} left: its container was gone already")
+    if not chosen and not leftovers:
         print("no test hosts")
+    built |= {h.directory for h in chosen
+              if h.name in (_known_host_parts(h.directory, stale=True) or ())}
     for h in chosen:
-        print(f"removed {h.name} ({h.container}){_remove(h)}")
+        podman("rm", "--force", "--time", "0", h.container)
+        wrote = _clean(h.directory, h.name, h.cfg)
+        print(f"removed {h.name} ({h.container}){f' and {h.cfg}' if wrote else ''}")
+    for directory in sorted(built):
+        print(f"run buildout in {directory} to take what you removed out of bin/hostout")
     return 0
 
 
-def _remove(h: Listed) -> str:
-    """Remove the container and what start wrote; say what else went."""
-    podman("rm", "--force", "--time", "0", h.container)
-    gone = ""
-    if h.cfg.name and _ours(h.cfg):
-        h.cfg.unlink()
-        gone = f" and {h.cfg}; buildout (again) drops it from bin/hostout"
-    state = h.directory / STATE
-    shutil.rmtree(state / h.name, ignore_errors=True)
+def _written(directory: Path, name: str) -> bool:
+    return _ours(directory / f"{name}.cfg") or (directory / STATE / name).is_dir()
+
+
+def _clean(directory: Path, name: str, cfg: Path) -> bool:
+    """Remove what start wrote for a test host; whether its cfg file was there."""
+    ours = bool(cfg.name) and _ours(cfg)
+    if ours:
+        cfg.unlink()
+    state = directory / STATE
+    shutil.rmtree(state / name, ignore_errors=True)
     if state.is_dir() and [p.name for p in state.iterdir()] == [".gitignore"]:
         shutil.rmtree(state)
-    return gone
+    return ours
 
 
 def image(args: argparse.Namespace) -> int:
