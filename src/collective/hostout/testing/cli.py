@@ -316,6 +316,7 @@ def _write_cfg(cfg: Path, base: Path, name: str, host: TestHost, state: Path,
         f"identity-file = {rel}/buildout_key",
     ]
     tmp = cfg.with_name(f".{cfg.name}.tmp")
+    tmp.unlink(missing_ok=True)  # created afresh: 0600 from the start
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as fh:
         fh.write("\n".join(lines) + "\n")
