@@ -27,8 +27,8 @@ from tempfile import TemporaryDirectory
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 
-import hosts  # noqa: E402
 from buildouts import env, example_for  # noqa: E402
+from collective.hostout import testing  # noqa: E402  (the throwaway podman hosts)
 
 # deploy's steps as top-level commands, so each is timed (postdeploy, an empty hook, is left
 # out: buildout takes arguments, so it must come last on the command line)
@@ -58,7 +58,7 @@ def hostout(directory: Path, *args: str) -> tuple[float, dict[str, float]]:
     return wall, steps
 
 
-def floor_ssh(host: hosts.TestHost, directory: Path) -> float:
+def floor_ssh(host: testing.TestHost, directory: Path) -> float:
     """One Fabric connection and `true`: what any remote command costs at least."""
     import fabric
 
@@ -72,7 +72,7 @@ def floor_ssh(host: hosts.TestHost, directory: Path) -> float:
     return time.monotonic() - started
 
 
-def floor_buildout(host: hosts.TestHost) -> float:
+def floor_buildout(host: testing.TestHost) -> float:
     """The server's own no-op build, run directly: the floor of any redeploy."""
     cmd = ("cd /var/buildout/demo && PIP_NO_BUILD_ISOLATION=0 bin/buildout -c hostout.cfg -N "
            ">/dev/null")
@@ -95,7 +95,7 @@ def timed(directory: Path, *args: str) -> float:
 
 def fleet(n: int) -> int:
     """Issue 4, item 5: the example deployed to n fresh bare hosts at once, against one."""
-    machines = hosts.start_hosts(n + 1, "hostout-bench")
+    machines = testing.start_hosts(n + 1, "hostout-bench")
     try:
         with TemporaryDirectory() as tmp:
             one = example_for(Path(tmp) / "one", host=machines[0].hoststring,
@@ -135,10 +135,10 @@ def main() -> int:
     parser.add_argument("--fleet", type=int, metavar="N",
                         help="instead: deploy to N fresh hosts at once against one")
     args = parser.parse_args()
-    hosts.ensure_image()
+    testing.ensure_image()
     if args.fleet:
         return fleet(args.fleet)
-    host = hosts.start_host("hostout-bench", publish=(8080,))
+    host = testing.start_host("hostout-bench", publish=(8080,))
     rows: list[tuple[str, float, dict[str, float]]] = []
     try:
         with TemporaryDirectory() as tmp:

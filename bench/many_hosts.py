@@ -1,7 +1,7 @@
 """Many hosts at once: bin/hostout against the floor of its stack and the usual anchors.
 
-Starts N bare test hosts (tests/hosts.py, podman), then times, side by side in one run and in
-rotating order, the same trivial remote command (``uname -n``) through:
+Starts N bare test hosts (collective.hostout.testing, podman), then times, side by side in
+one run and in rotating order, the same trivial remote command (``uname -n``) through:
 
 * ``hostout``        bin/hostout of a generated buildout with N host parts;
 * ``fabric-group``   a bare Fabric ThreadingGroup: the floor for hostout's stack;
@@ -47,9 +47,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 
-import hosts  # noqa: E402  (tests/hosts.py: the podman test hosts)
 from buildouts import buildout, write  # noqa: E402
+from collective.hostout import testing  # noqa: E402  (the throwaway podman hosts)
 from collective.hostout.runner import MAX_THREADS  # noqa: E402
+from collective.hostout.testing.image import SSHD_CMD  # noqa: E402
 
 BENCH_VENV = REPO / "bench" / ".venv"
 BENCH_TOOLS = ("pyinfra", "ansible-core", "py-spy")
@@ -59,8 +60,6 @@ COMMAND = "uname -n"
 TIMEOUT = 600.0
 SETTLE = 2.0  # seconds of quiet between two timed runs
 
-SSHD_CMD = ('CMD ["/bin/sh", "-c", '
-            '"mkdir -p /run/sshd && ssh-keygen -A && exec /usr/sbin/sshd -D -e"]')
 
 # The floor: what hostout does, with nothing of hostout. Same key, same known_hosts.
 FABRIC_SCRIPT = """
@@ -103,7 +102,7 @@ def uname(c):
 class Fleet:
     """N running hosts and what every tool needs to log in to them."""
 
-    hosts: list[hosts.TestHost]
+    hosts: list[testing.TestHost]
     work: Path
     key: Path
     known_hosts: Path
@@ -152,24 +151,23 @@ def ensure_bench_venv() -> None:
 
 def ensure_bench_image() -> None:
     """The test image plus python3 (for ansible's command module), made once."""
-    if hosts.podman("image", "exists", BENCH_IMAGE, check=False).returncode == 0:
+    if testing.podman("image", "exists", BENCH_IMAGE, check=False).returncode == 0:
         return
-    hosts.ensure_image()
+    testing.ensure_image()
     print(f"bench: making {BENCH_IMAGE}", flush=True)
     name = f"hostout-bench-build-{os.getpid()}"
     script = ("apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "
               "--no-install-recommends python3 >/dev/null && rm -rf /var/lib/apt/lists/*")
     try:
-        hosts.podman("run", "--name", name, hosts.IMAGE, "sh", "-c", script)
-        hosts.podman("commit", "-q", "--change", SSHD_CMD, name, BENCH_IMAGE)
+        testing.podman("run", "--name", name, testing.IMAGE, "sh", "-c", script)
+        testing.podman("commit", "-q", "--change", SSHD_CMD, name, BENCH_IMAGE)
     finally:
-        hosts.podman("rm", "--force", name, check=False)
+        testing.podman("rm", "--force", name, check=False)
 
 
 def start_fleet(n: int, work: Path) -> Fleet:
-    hosts.IMAGE = BENCH_IMAGE  # start_hosts() runs the image this module global names
     began = time.monotonic()
-    fleet_hosts = hosts.start_hosts(n, name_prefix="hostout-bench")
+    fleet_hosts = testing.start_hosts(n, name_prefix="hostout-bench", image=BENCH_IMAGE)
     try:
         key = work / "id_ed25519"
         if not key.exists():
@@ -470,7 +468,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # (an editable checkout under PYTHONDONTWRITEBYTECODE=1 would recompile every start).
     subprocess.run([str(PROJECT_PYTHON), "-m", "compileall", "-q", str(REPO / "src")],
                    check=True)
-    hosts.cleanup_stale()
+    testing.cleanup_stale()
     work = args.work or Path(tempfile.mkdtemp(prefix="hostout-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     facts = machine()

@@ -3,68 +3,101 @@
     bash scripts/demo.sh            # set up, start a host, deploy, print the URL
     bash scripts/demo.sh --remove   # remove the demo host
 
-The host is a podman container of a bare server (sshd, sudo, no python); it keeps running
-after the demo so you can visit the URL, redeploy, or try other commands:
-    cd .demo/hellowsgi && bin/hostout host1 run bin/supervisorctl status
+It does what a user does to try a deploy before production (README, "Try it on a throwaway
+host"): in a copy of the example, `hostout-testhost start --like host1 --publish 8080`, then
+`buildout -c testhost.cfg` and `bin/hostout testhost deploy`. The host keeps running after
+the demo so you can visit the URL, redeploy, or try other commands:
+    cd .demo/hellowsgi && bin/hostout testhost run bin/supervisorctl status
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import shutil
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "tests"))
-
-import hosts  # noqa: E402
-from buildouts import example_for, fetch  # noqa: E402
-
+EXAMPLE = REPO / "examples" / "hellowsgi"
 WORK = REPO / ".demo"
-PREFIX = "hostout-demo"
+DIRECTORY = WORK / "hellowsgi"
+BIN = Path(sys.executable).parent  # the venv's: buildout, hostout-testhost
+NAME = "testhost"
+ANSWER = "Powered by collective.hostout!"
 
 
-def remove_demo_hosts() -> None:
-    listing = hosts.podman("ps", "-a", "--filter", f"name=^{PREFIX}-", "--format", "{{.Names}}")
-    names = listing.stdout.split()
-    if names:
-        hosts.podman("rm", "--force", "--time", "0", *names)
-    if names:
-        print(f"removed {' '.join(names)}")
+def step(*cmd: str | Path, cwd: Path = DIRECTORY) -> subprocess.CompletedProcess[str]:
+    """Run a command as a user would, its output shown; a failure ends the demo."""
+    print(f"\n$ {' '.join(str(c) for c in cmd)}", flush=True)
+    # develop eggs are built with the venv's setuptools, offline-safe (buildout6.md)
+    env = {**os.environ, "PIP_NO_BUILD_ISOLATION": "0"}
+    proc = subprocess.run([str(c) for c in cmd], cwd=cwd, env=env, stdin=subprocess.DEVNULL,
+                          text=True, check=False)
+    if proc.returncode:
+        sys.exit(f"demo: {cmd[0]} failed (exit {proc.returncode})")
+    return proc
+
+
+def testhost(*args: str) -> list[str]:
+    return [str(BIN / "hostout-testhost"), *args, "-c", str(DIRECTORY / "buildout.cfg")]
+
+
+def fetch(url: str, timeout: float = 30.0) -> str:
+    """The page at url; retried while the app starts, never longer than timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                return response.read().decode()
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
+def remove() -> int:
+    listing = subprocess.run([str(BIN / "hostout-testhost"), "list", "--json"], text=True,
+                             capture_output=True, check=True)
+    if any(h["name"] == NAME and Path(h["directory"]) == DIRECTORY
+           for h in json.loads(listing.stdout)):
+        return subprocess.run(testhost("remove", NAME), check=False).returncode
+    print("no demo host")
+    return 0
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--remove", action="store_true", help="remove the demo host and stop")
-    args = parser.parse_args()
-    remove_demo_hosts()
-    if args.remove:
-        return 0
-    hosts.ensure_image()
-    print("starting a bare Debian host (sshd, sudo, no python)...")
-    host = hosts.start_host(PREFIX, publish=(8080,), keep=True)
-    print(f"host {host.name}: ssh on {host.hoststring}, app port 8080 on "
-          f"127.0.0.1:{host.ports[8080]}")
+    if parser.parse_args().remove:
+        return remove()
+
     shutil.rmtree(WORK, ignore_errors=True)
-    WORK.mkdir()
-    directory = example_for(WORK, host=host.hoststring, password=host.password)
-    print(f"built the example's buildout in {directory}; running bin/hostout host1 deploy")
+    shutil.copytree(EXAMPLE, DIRECTORY, ignore=shutil.ignore_patterns(
+        "bin", "parts", "eggs", "develop-eggs", ".installed.cfg", "*.egg-info", "*_key*",
+        "hostoutversions.cfg", "known_hosts", "__pycache__", ".hostout-testhost", "*.cfg.tmp"))
+    print(f"copied the example to {DIRECTORY}")
+    step(*testhost("start", NAME, "--like", "host1", "--publish", "8080", "--replace"))
     started = time.monotonic()
-    proc = subprocess.run([str(directory / "bin" / "hostout"), "host1", "deploy"],
-                          cwd=directory, stdin=subprocess.DEVNULL, check=False)
-    if proc.returncode:
-        print(f"deploy failed (exit {proc.returncode})", file=sys.stderr)
-        return proc.returncode
-    url = host.url(8080)
+    step(BIN / "buildout", "-N", "-c", f"{NAME}.cfg")
+    step("bin/hostout", NAME, "deploy")
+    listing = subprocess.run([str(BIN / "hostout-testhost"), "list", "--json"], text=True,
+                             capture_output=True, check=True)
+    (host,) = [h for h in json.loads(listing.stdout)
+               if h["name"] == NAME and Path(h["directory"]) == DIRECTORY]
+    url = f"http://{host['ports']['8080']}/"
     answer = fetch(url)
-    print(f"\ndeployed in {time.monotonic() - started:.0f} s: {url} answers {answer!r}")
-    print(f"try: cd {directory} && bin/hostout host1 run bin/supervisorctl status")
+    print(f"\nbuilt and deployed in {time.monotonic() - started:.0f} s: {url} answers {answer!r}")
+    here = Path.cwd()
+    shown = DIRECTORY.relative_to(here) if DIRECTORY.is_relative_to(here) else DIRECTORY
+    print(f"try: cd {shown} && bin/hostout {NAME} run bin/supervisorctl status")
     print("remove the host with: bash scripts/demo.sh --remove")
-    return 0 if answer == "Powered by collective.hostout!" else 1
+    return 0 if answer == ANSWER else 1
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""Fixtures giving tests real SSH hosts: podman containers, see tests/hosts.py.
+"""Fixtures giving tests real SSH hosts: podman containers of collective.hostout.testing
+(tests/hosts.py is the tests' name for it).
 
 Tests using them should be marked ``@pytest.mark.integration``. Where podman cannot run
 containers the tests are skipped with the reason, except on CI (CI=true), where they fail.
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 
 import hosts
+from collective.hostout.testing.podman import containers_conf
 from hosts import HostFactory, TestHost
 
 INTERNAL_NETWORK = "hostout-test-internal"
@@ -31,13 +33,20 @@ def _unavailable(reason: str) -> None:
 
 @pytest.fixture(scope="session")
 def host_image() -> str:
-    """The image of the test hosts, built if missing; stale hosts of killed runs removed."""
+    """The image of the test hosts, built if missing; stale hosts of killed runs removed.
+
+    Podman commands that tests run themselves (not through hosts.podman) get the settings
+    this machine needs to create containers, through CONTAINERS_CONF.
+    """
     problem = hosts.capability_problem()
     if problem is None:
         hosts.ensure_image()
         problem = hosts.capability_problem()  # the image exists now: this runs a container
     if problem is not None:
         _unavailable(problem)
+    conf = containers_conf(hosts.IMAGE)
+    if conf is not None:
+        os.environ.setdefault("CONTAINERS_CONF", str(conf))
     hosts.cleanup_stale()
     return hosts.IMAGE
 

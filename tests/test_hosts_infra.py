@@ -9,10 +9,9 @@ import paramiko
 import pytest
 
 from hosts import HostFactory, TestHost
+from registries import reach_mirror_probe
 
 pytestmark = pytest.mark.integration
-
-REACH_MIRROR = "timeout 5 bash -c '</dev/tcp/deb.debian.org/80'"
 
 
 def banner(address: str, port: int) -> bytes:
@@ -106,8 +105,9 @@ def test_restarted_host_keeps_keys_and_port(bare_host: TestHost) -> None:
 def test_internal_network_host_has_no_way_out(host_factory: HostFactory, internal_network: str):
     (outside,) = host_factory(1)
     (inside,) = host_factory(1, network=internal_network)
-    assert outside.exec(REACH_MIRROR).returncode == 0  # the same probe works from the bridge
-    assert inside.exec(REACH_MIRROR).returncode != 0
+    probe = reach_mirror_probe()
+    assert outside.exec(probe).returncode == 0  # the same probe works from the bridge
+    assert inside.exec(probe).returncode != 0
     assert (inside.port, inside.network) == (22, internal_network)
     assert inside.address not in ("", "127.0.0.1")
     assert banner(inside.address, inside.port).startswith(b"SSH-2.0")

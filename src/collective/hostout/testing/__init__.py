@@ -1,0 +1,53 @@
+"""Throwaway hosts: try a deploy, test a plugin or a fabfile against a real sshd.
+
+A throwaway host is a podman container of a bare Debian server (sshd, sudo, CA certificates,
+no Python), as a deployment target is found: the login user may sudo after giving its
+password, root cannot log in. It is what hostout's own tests, demo and benchmarks deploy to,
+and what ``hostout-testhost start`` gives users (see :mod:`.cli`).
+
+From Python (a test suite, say)::
+
+    from collective.hostout.testing import capability_problem, ensure_image, start_host
+
+    problem = capability_problem()          # None, or why hosts cannot run here
+    ensure_image()                          # builds the image once (needs root)
+    host = start_host(publish=(8080,))      # waits until sshd answers
+    try:
+        ...  # host.hoststring, host.user, host.password, host.url(8080), host.exec("...")
+    finally:
+        host.remove()
+
+Nothing here imports Fabric or paramiko: the hosts are reached the way users reach theirs.
+"""
+
+from __future__ import annotations
+
+from .hosts import (
+    TestHost,
+    capability_problem,
+    cleanup_stale,
+    start_host,
+    start_hosts,
+    start_named_host,
+    unused_port,
+)
+from .image import IMAGE, build_image, debian_mirrors, ensure_image, mirror_host
+from .podman import PodmanError, TestHostError, podman
+
+__all__ = [
+    "IMAGE",
+    "PodmanError",
+    "TestHost",
+    "TestHostError",
+    "build_image",
+    "capability_problem",
+    "cleanup_stale",
+    "debian_mirrors",
+    "ensure_image",
+    "mirror_host",
+    "podman",
+    "start_host",
+    "start_hosts",
+    "start_named_host",
+    "unused_port",
+]
