@@ -52,6 +52,17 @@ def _config_sources(buildout: Any) -> set[str]:
     return found
 
 
+def _has_recipe(egg: str, entry: str) -> bool:
+    """Whether the installed plugin egg declares the ``zc.buildout`` entry point ``entry``."""
+    import pkg_resources
+
+    try:
+        dist = pkg_resources.get_distribution(egg)
+    except pkg_resources.DistributionNotFound:
+        return False
+    return dist.get_entry_info("zc.buildout", entry) is not None
+
+
 class Recipe:
     def __init__(self, buildout: Any, name: str, options: MutableMapping[str, str]) -> None:
         try:
@@ -116,8 +127,16 @@ class Recipe:
         egg, _, entry = spec.partition(":")
         try:
             recipe_class = _install_and_load(egg, "zc.buildout", entry or "default", self.buildout)
-        except ImportError:  # an egg with fabfiles only, no recipe of its own
-            recipe_class = None
+        except ImportError as err:
+            if _has_recipe(egg, entry or "default"):  # it is there and failed: say so
+                raise HostoutError(
+                    f"extends = {spec}: the plugin's recipe failed to import "
+                    f"({type(err).__name__}: {err}); its option defaults would be lost",
+                    host=self.name, cause=err) from err
+            if entry:
+                raise HostoutError(f"extends = {spec}: {egg} has no zc.buildout entry point "
+                                   f"{entry!r}", host=self.name, cause=err) from err
+            recipe_class = None  # an egg with fabfiles only, no recipe of its own
         except Exception as err:
             raise HostoutError(
                 f"extends = {spec}: not a part of this buildout, and the egg could not be "
