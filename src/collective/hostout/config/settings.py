@@ -22,6 +22,22 @@ MERGED_OPTIONS = ("fabfiles", "pre-commands", "post-commands")
 
 HOST_KEY_POLICIES = ("accept-new", "yes")
 
+#: The options hostout itself reads (:func:`build_settings`, the recipe's ``extends``):
+#: validated by bin/buildout, fixed for an invocation. Commands may set other options for
+#: later commands (``Context.set_option``), never these.
+OWN_OPTIONS = frozenset({
+    "recipe", "extends", "host", "port", "user", "password", "identity-file", "key", "path",
+    "buildout", "buildout-user", "effective-user", "buildout-group", "python-version",
+    "hostos", "pre-commands", "post-commands", "sudo-parts", "parts", "include",
+    "buildout-cache", "system-packages", "fabfiles", "versionsfile", "host-key-checking",
+    "known-hosts", "ssh-config", "connect-timeout",
+})
+
+
+def own_option(name: str) -> bool:
+    """Whether ``name`` (dashed, or hostout 1's underscore spelling) is one of hostout's."""
+    return name.replace("_", "-") in OWN_OPTIONS
+
 _PYTHON_VERSION = re.compile(r"^(?P<major>\d+)\.(?P<minor>\d{1,2})(\.\d+)?$")
 
 #: A path on the server hostout puts in commands: absolute, no shell or glob characters.
