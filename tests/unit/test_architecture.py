@@ -21,7 +21,7 @@ LAYERS = [
     {"packaging"},
     {"commands"},
     {"steps"},
-    {"builtin", "api"},
+    {"builtin", "api", "legacy", "contrib", "hostout"},
     {"plugins"},
     {"runner"},
     {"cli", "recipe", "testing"},
