@@ -709,3 +709,36 @@ def test_legacy_state_is_per_host(tmp_path: Path):
     assert ran == ["a", "b"]
     assert remote_of(a).calls[0].account is Account.BUILDOUT
     assert remote_of(b).calls[0].account is Account.LOGIN
+
+
+class FlagsRemote(RecordingRemote):
+    """Also records what hide/echo each command ran with."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.flags: list[tuple[str, bool, bool]] = []
+
+    def execute(self, cmd, *, warn=False, hide=False, echo=True):  # type: ignore[override]
+        self.flags.append((cmd.script, hide, echo))
+        return super().execute(cmd, warn=warn, hide=hide, echo=echo)
+
+
+def test_hide_groups_hide_output_or_the_command_itself(tmp_path: Path):
+    remote = FlagsRemote()
+
+    def chatty():
+        api.run("plain")
+        with api.hide("stdout", "stderr"):
+            api.run("no-output")
+            with api.hide("running"):
+                api.run("nothing")
+                with api.show("output"):
+                    api.run("output-again")
+        with api.hide():
+            api.run("hidden")
+        api.run("quiet", quiet=True)
+
+    make(tmp_path, chatty, remote=remote).call("chatty")
+    assert remote.flags == [("plain", False, True), ("no-output", True, True),
+                            ("nothing", True, False), ("output-again", False, False),
+                            ("hidden", True, False), ("quiet", True, False)]

@@ -86,17 +86,26 @@ class Transferred(list[str]):
         return True
 
 
+#: Fabric 1's output groups, and what each hides here: the command's output, its echo.
+OUTPUT_GROUPS = {"stdout", "stderr", "output", "everything"}
+ECHO_GROUPS = {"running", "everything"}
+
+
+def _hidden(c: Any) -> frozenset[str]:
+    return frozenset(c.env.get("_hidden", ()))
+
+
 def _execute(command: str, *, sudo: bool, user: str | None, warn_only: bool,
              quiet: bool) -> OutputString:
     c = ctx()
     st = state(c)
+    hidden = frozenset({"everything"}) if quiet else _hidden(c)
     warn = bool(warn_only or quiet or c.env.get("warn_only", False))
-    hide = bool(quiet or c.env.get("_hide", False))
     script = " && ".join([*st.prefixes, command]) if st.prefixes else command
-    if sudo:
-        res = c.sudo(script, user=user, warn=warn, hide=hide)
-    else:
-        res = c.run(script, warn=warn, hide=hide, account=st.account)
+    cmd = RemoteCommand(script, cwd=c.cwd, sudo=sudo, sudo_user=user if sudo else None,
+                        account=Account.LOGIN if sudo else st.account)
+    res = c.remote.execute(cmd, warn=warn, hide=bool(hidden & OUTPUT_GROUPS),
+                           echo=not hidden & ECHO_GROUPS)
     out = OutputString(res.stdout.replace("\r\n", "\n").rstrip("\n"))
     out.return_code = res.exited
     out.stderr = res.stderr.rstrip("\n")
@@ -171,8 +180,9 @@ def _remote_files(pattern: str, *, sudo: bool) -> list[tuple[str, str]]:
     script = (f'for p in {word}; do if [ -d "$p" ]; then find "$p" -type f | '
               f'while IFS= read -r f; do {line} "$p" "$f"; done; '
               f'elif [ -e "$p" ]; then {line} "$p" "$p"; fi; done')
-    account = state(c).account
-    res = c.sudo(script, hide=True) if sudo else c.run(script, hide=True, account=account)
+    probe = RemoteCommand(script, cwd=c.cwd, sudo=sudo,
+                          account=Account.LOGIN if sudo else state(c).account)
+    res = c.remote.execute(probe, hide=True, echo=False)
     found = []
     for line in res.stdout.splitlines():
         root, _, file = line.partition("\t")
@@ -238,6 +248,7 @@ def _get_files(c: Any, pairs: list[tuple[str, Path]], account: Account,
                 user = c.remote.login_user
                 c.sudo(f"cp {quote_path(file)} {q(source)} && chown {q(user)} {q(source)}",
                        hide=True)
+            c.out.line(c.name, f"get: {file} -> {target}")
             try:
                 c.remote.get(source, target,
                              account=Account.LOGIN if staging is not None else account)
@@ -311,12 +322,14 @@ def _put_files(c: Any, pairs: list[tuple[Path, str, int | None]], account: Accou
             c.run("mkdir -p " + " ".join(quote_path(d) for d in dirs), hide=True,
                   account=account)
         for file, dest, file_mode in pairs:
+            c.out.line(c.name, f"put: {file} -> {dest}")
             c.remote.put(file, dest, account=account, mode=file_mode)
         return [dest for _, dest, _ in pairs]
     # as root: upload into a private directory (mktemp -d, 0700), then move in place
     staging = c.run("mktemp -d", hide=True).stdout.strip()
     moves = [f"mkdir -p {' '.join(quote_path(d) for d in dirs)}"] if dirs else []
     for i, (file, dest, file_mode) in enumerate(pairs):
+        c.out.line(c.name, f"put: {file} -> {dest} (as root)")
         c.remote.put(file, f"{staging}/{i}", account=Account.LOGIN)
         moves.append(f"mv -f {q(f'{staging}/{i}')} {quote_path(dest)}")
         if file_mode is not None:
@@ -374,22 +387,28 @@ def settings(*contexts: Any, **overrides: Any) -> Iterator[None]:
 
 @contextmanager
 def hide(*groups: str) -> Iterator[None]:
-    """The output of commands run in this block is not shown (it is still in the log).
-    Fabric 1's groups ('running', 'stdout'...) are all one here."""
-    with settings(_hide=True):
+    """Commands run in this block are not shown: their output (``stdout``, ``stderr``,
+    ``output``) and the command itself (``running``); ``everything`` or no group, both.
+    Everything is still in the kept log."""
+    hidden = _hidden(ctx()) | set(groups or ("everything",))
+    with settings(_hidden=hidden):
         yield
 
 
 @contextmanager
 def show(*groups: str) -> Iterator[None]:
-    with settings(_hide=False):
+    """Show again what an outer ``hide`` hid (all of it when no group is given)."""
+    hidden = _hidden(ctx()) - set(groups) if groups else frozenset()
+    if groups and ("output" in groups or "everything" in groups):
+        hidden -= {"stdout", "stderr", "output", "everything"}
+    with settings(_hidden=hidden):
         yield
 
 
 @contextmanager
 def quiet() -> Iterator[None]:
-    """Hide output and do not fail on errors (Fabric 1.5's ``quiet``)."""
-    with settings(_hide=True, warn_only=True):
+    """Hide everything and do not fail on errors (Fabric 1.5's ``quiet``)."""
+    with settings(_hidden=frozenset({"everything"}), warn_only=True):
         yield
 
 
