@@ -132,6 +132,9 @@ def test_stale_options_are_refused(tmp_path: Path):
     ("option", "message"),
     [("fabfiles = missing.py", "h: fabfiles: no such file"),
      ("python-version = 2.7", "h: option python-version = '2.7' is not a Python 3"),
+     ("python-version = 2.6", "hostout 2 deploys Python 3 buildouts only; set "
+                              "python-version to the 3.X your buildout runs on"),
+     ("buildout-password = secret", "h: option buildout-password is hostout 1's"),
      ("host = bad:port:x:", "h: option host"),
      ("path = /srv/q$(touch /tmp/x)", "h: option path = '/srv/q$(touch /tmp/x)' is not a "
                                       "safe path"),
