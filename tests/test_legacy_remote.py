@@ -174,6 +174,17 @@ def test_per_os_bootstrap_python_runs_and_must_leave_python(built: Path, server:
                        ).returncode != 0  # hostout did not install it behind the plugin
 
 
+def test_put_and_get_commands_in_the_remote_buildout(built: Path, server: TestHost):
+    server.exec("install -d -o legacybo -g legacygrp -m 2750 /var/host1")
+    write(built, "etc/app.cfg", "[app]\nport = 8080\n")
+    proc = hostout(built, "host1", "put", "etc/app.cfg")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert server.exec("stat -c %U /var/host1/etc/app.cfg").stdout.strip() == "legacybo"
+    proc = hostout(built, "host1", "get", "etc/app.cfg", "copy/app.cfg")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert (built / "copy" / "app.cfg").read_text() == "[app]\nport = 8080\n"
+
+
 def test_bootscripts_by_cron(built: Path, server: TestHost):
     proc = hostout(built, "host1", "install_bootscript", "touch var/started", "rm var/started",
                    "legacyapp")

@@ -747,3 +747,39 @@ def test_hide_groups_hide_output_or_the_command_itself(tmp_path: Path):
     assert remote.flags == [("plain", False, True), ("no-output", True, True),
                             ("nothing", True, False), ("output-again", False, False),
                             ("hidden", True, False), ("quiet", True, False)]
+
+
+def test_hostout_1_commands_hostout_2_lacks_say_what_replaces_them(tmp_path: Path):
+    def pre():
+        api.env.hostout.precommands()
+
+    with pytest.raises(HostoutError) as err:
+        make(tmp_path, pre).call("pre")
+    assert str(err.value).startswith("host1: api.env.hostout.precommands is hostout 1's: "
+                                     "pre-commands run inside the buildout command")
+
+
+def test_a_plugin_command_named_like_a_replaced_one_is_the_plugins(tmp_path: Path):
+    def hotfix():
+        return "the plugin's"
+
+    def dockerfile():
+        return api.env.hostout.hotfix()
+
+    assert make(tmp_path, hotfix, dockerfile).call("dockerfile") == "the plugin's"
+
+
+def test_put_and_get_commands_work_in_path_as_the_buildout_user(tmp_path: Path):
+    remote = RecordingRemote()
+    remote.respond(r"^for p in /srv/host1/var/Data\.fs;",
+                   stdout="/srv/host1/var/Data.fs\t/srv/host1/var/Data.fs\n")
+    remote.files["/srv/host1/var/Data.fs"] = b"data"
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "etc" / "app.cfg").write_text("cfg")
+    c = make(tmp_path, remote=remote, **{"buildout-user": "bo"})
+    assert c.call("put", "etc/app.cfg") == ["/srv/host1/etc/app.cfg"]
+    assert remote.files["/srv/host1/etc/app.cfg"] == b"cfg"
+    assert c.call("get", "var/Data.fs") == [str(tmp_path / "var" / "Data.fs")]
+    assert (tmp_path / "var" / "Data.fs").read_bytes() == b"data"
+    assert {call.who for call in remote.calls if call.kind in ("put", "get")} == {"buildout"}
+    assert remote.ran("^mkdir -p etc$")[0].cwd == "/srv/host1"

@@ -4,9 +4,13 @@ commands that escalate, ownership."""
 
 from __future__ import annotations
 
+from pathlib import PurePosixPath
+
 from ..commands.context import Context
 from ..commands.registry import command
 from ..errors import CommandFailed, NotBootstrapped
+from ..legacy import operations as _ops
+from ..legacy.users import asbuildoutuser as _asbuildoutuser
 from ..remote.base import Result
 from ..shell import Account, RemoteCommand, q
 from ..steps import bootscripts as _bootscripts
@@ -85,3 +89,21 @@ def requireOwnership(c: Context, file: str, user: str | None = None,
     script = (f'[ "$(stat -c {q(fmt)} {q(file)})" = {q(want)} ] || '
               f"chown {'-R ' if _flag(recursive) else ''}{q(owner)} {q(file)}")
     return c.call("runescalatable", script)
+
+
+@command
+def put(c: Context, file: str, target: str | None = None) -> list[str]:
+    """Upload a file or directory (recursively) into the remote buildout folder"""
+    c.require_path()
+    where = PurePosixPath(target) if target else PurePosixPath(file).parent
+    with _asbuildoutuser(), c.cd(str(c.path)):
+        if str(where) != ".":
+            c.run(f"mkdir -p {q(str(where))}", account=Account.BUILDOUT, hide=True)
+        return list(_ops.put(file, f"{where}/"))
+
+
+@command
+def get(c: Context, file: str, target: str | None = None) -> list[str]:
+    """Download a file or directory from the remote buildout folder"""
+    with _asbuildoutuser(), c.cd(str(c.path)):
+        return list(_ops.get(file, target or file))

@@ -44,6 +44,20 @@ REPLACED = {
     "setupusers": "renamed bootstrap_users",
     "getpythonbin": "the buildout's Python is path/bin/python, a venv made by "
                     "bootstrap_buildout",
+    # hostout 1's built-in commands that hostout 2 does not have
+    "precommands": "pre-commands run inside the buildout command, before bin/buildout",
+    "sudobuildout": "sudo-parts are built as root by the buildout command",
+    "putrsync": "use api.env.hostout.put(dir), which uploads directories too",
+    "bootstrap_python_buildout": "hostout 2 installs the OS's pythonX.Y "
+                                 "(bootstrap_python); it does not compile Python",
+    "bootstrap_allowsudo": "hostout 2 answers sudo's password prompt itself; it does not "
+                           "edit /etc/sudoers",
+    "copy_key": "bootstrap_users authorises the buildout user's key",
+    "get_url": "a server with no way out gets everything shipped from here; download with "
+               "api.run('curl ...') if the server can",
+    "proxy_cmd": "hostout 2 sets no proxy for remote commands",
+    "dockerfile": "not a hostout 2 command",
+    "dockerbuild": "not a hostout 2 command",
 }
 
 
@@ -186,13 +200,13 @@ class HostoutHandle:
     def __getattr__(self, name: str) -> Any:
         if name.startswith("__"):
             raise AttributeError(name)
+        c = self._c()
+        if name in c.registry:  # a plugin's command wins over hostout 1's meaning
+            return self._command(name)
         if name in REPLACED:
             raise HostoutError(f"api.env.hostout.{name} is hostout 1's: {REPLACED[name]}",
-                               host=self._c().name)
-        c = self._c()
-        if name not in c.registry:
-            raise AttributeError(f"host {c.name} has no command or attribute {name!r}")
-        return self._command(name)
+                               host=c.name)
+        raise AttributeError(f"host {c.name} has no command or attribute {name!r}")
 
     def __dir__(self) -> list[str]:
         return sorted({*object.__dir__(self), *self._c().registry.names()})
