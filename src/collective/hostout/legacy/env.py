@@ -106,8 +106,8 @@ def write(name: str, value: Any) -> None:
         except AttributeError:
             same = False
         if not same:
-            hint = ("; to run commands elsewhere use `with api.cd(dir)` (hostout's run and "
-                    "sudo commands run in your home while path does not exist yet)"
+            hint = ("; to run commands elsewhere use `with api.cd(dir)` (hostout's sudo and "
+                    "runescalatable commands run in your home while path does not exist yet)"
                     if key == "path" else "")
             raise ConfigError(
                 f"api.env.{name} = {value!r}: {name.replace('_', '-')} is hostout's own "
