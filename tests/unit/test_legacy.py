@@ -783,3 +783,49 @@ def test_put_and_get_commands_work_in_path_as_the_buildout_user(tmp_path: Path):
     assert (tmp_path / "var" / "Data.fs").read_bytes() == b"data"
     assert {call.who for call in remote.calls if call.kind in ("put", "get")} == {"buildout"}
     assert remote.ran("^mkdir -p etc$")[0].cwd == "/srv/host1"
+
+
+def test_shell_env_and_sudo_user(tmp_path: Path):
+    remote = RecordingRemote()
+
+    def envs():
+        with api.shell_env(APP_ENV="prod"):
+            api.run("show-env")
+        with api.settings(sudo_user="app"):
+            api.sudo("as-app")
+
+    make(tmp_path, envs, remote=remote).call("envs")
+    assert remote.calls[0].script == "show-env"
+    assert [(c.script, c.who) for c in remote.calls] == [("show-env", "login"),
+                                                         ("as-app", "app")]
+
+
+def test_shell_env_reaches_the_command(tmp_path: Path):
+    seen = []
+
+    class EnvRemote(RecordingRemote):
+        def execute(self, cmd, **kw):  # type: ignore[override]
+            seen.append(cmd.body)
+            return super().execute(cmd, **kw)
+
+    def envs():
+        with api.shell_env(APP_ENV="prod value"):
+            api.run("show-env")
+
+    make(tmp_path, envs, remote=EnvRemote()).call("envs")
+    assert seen == ["export APP_ENV='prod value' && show-env"]
+
+
+@pytest.mark.parametrize(("key", "hint"), [
+    ("disable_known_hosts", "host keys are always checked"),
+    ("gateway", "use ProxyJump in ~/.ssh/config"),
+    ("parallel", "hosts come from the command line"),
+])
+def test_fabric_env_keys_hostout_cannot_honour_are_refused(tmp_path: Path, key, hint):
+    def setit():
+        setattr(api.env, key, True)
+
+    with pytest.raises(HostoutError) as err:
+        make(tmp_path, setit).call("setit")
+    assert str(err.value).startswith(f"host1: api.env.{key} is not supported by hostout 2: "
+                                     + hint)

@@ -29,6 +29,7 @@ from .legacy.operations import (
     run,
     runs_once,
     settings,
+    shell_env,
     show,
     sudo,
     task,
@@ -37,5 +38,5 @@ from .legacy.operations import (
 )
 
 __all__ = ["OutputString", "abort", "cd", "env", "fastprint", "get", "hide", "lcd", "local",
-           "prefix", "put", "puts", "quiet", "require", "run", "runs_once", "settings", "show",
-           "sudo", "task", "warn", "warn_only"]
+           "prefix", "put", "puts", "quiet", "require", "run", "runs_once", "settings",
+           "shell_env", "show", "sudo", "task", "warn", "warn_only"]

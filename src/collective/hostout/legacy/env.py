@@ -33,6 +33,23 @@ from .options import lookup
 TARGET_KEYS = ("user", "hosts", "host_string", "host", "port", "password", "key_filename")
 #: Keys that belong to hostout, never set by a command.
 FIXED_KEYS = ("hostout", "superfun", "all_hosts")
+_SSH = "ssh settings come from ~/.ssh/config (or the ssh-config option) and connect-timeout"
+_HOSTS = "hosts come from the command line (bin/hostout h1 h2 ..., --parallel, --serial)"
+#: Fabric 1 env keys whose meaning hostout 2 does not give, and what to do instead.
+REFUSED = {
+    "disable_known_hosts": "host keys are always checked (host-key-checking option)",
+    "reject_unknown_hosts": "set host-key-checking = yes in the part",
+    "gateway": "use ProxyJump in ~/.ssh/config (or the ssh-config option)",
+    "forward_agent": _SSH, "no_agent": _SSH, "no_keys": _SSH, "use_ssh_config": _SSH,
+    "keepalive": _SSH, "connection_attempts": _SSH, "timeout": _SSH,
+    "command_timeout": "put `timeout SECONDS` in front of the command",
+    "shell": "remote commands run in the login user's shell",
+    "sudo_prefix": "hostout runs sudo itself (its own prompt, the password on stdin)",
+    "sudo_prompt": "hostout runs sudo itself (its own prompt, the password on stdin)",
+    "parallel": _HOSTS, "pool_size": _HOSTS, "roledefs": _HOSTS, "roles": _HOSTS,
+    "skip_bad_hosts": _HOSTS, "abort_on_prompts": _HOSTS, "eagerly_disconnect": _HOSTS,
+    "ok_ret_codes": "use warn_only=True and read .return_code",
+}
 
 
 def _norm(name: str) -> str:
@@ -96,6 +113,12 @@ def write(name: str, value: Any) -> None:
     key = _norm(name)
     if key in FIXED_KEYS:
         raise HostoutError(f"api.env.{key} is hostout's own and cannot be set", host=c.name)
+    if key in REFUSED:
+        raise HostoutError(f"api.env.{key} is not supported by hostout 2: {REFUSED[key]}",
+                           host=c.name)
+    if key == "shell_env" and not isinstance(value, dict):
+        raise ConfigError("api.env.shell_env must be a dict of environment variables",
+                          host=c.name)
     if key in ("cwd", "lcwd"):  # until the innermost cd block, or the command, ends
         c.set_cwd(str(value) if value else None, local=key == "lcwd")
     elif key in TARGET_KEYS:

@@ -102,8 +102,13 @@ def _execute(command: str, *, sudo: bool, user: str | None, warn_only: bool,
     hidden = frozenset({"everything"}) if quiet else _hidden(c)
     warn = bool(warn_only or quiet or c.env.get("warn_only", False))
     script = " && ".join([*st.prefixes, command]) if st.prefixes else command
-    cmd = RemoteCommand(script, cwd=c.cwd, sudo=sudo, sudo_user=user if sudo else None,
-                        account=Account.LOGIN if sudo else st.account)
+    user = user or c.env.get("sudo_user")  # Fabric 1's default sudo user
+    exports = tuple((str(k), str(v)) for k, v in (c.env.get("shell_env") or {}).items())
+    try:
+        cmd = RemoteCommand(script, cwd=c.cwd, sudo=sudo, sudo_user=user if sudo else None,
+                            account=Account.LOGIN if sudo else st.account, env=exports)
+    except ValueError as err:  # a shell_env name that is no variable name
+        raise ConfigError(f"api.env.shell_env: {err}", host=c.name) from None
     res = c.remote.execute(cmd, warn=warn, hide=bool(hidden & OUTPUT_GROUPS),
                            echo=not hidden & ECHO_GROUPS)
     out = OutputString(res.stdout.replace("\r\n", "\n").rstrip("\n"))
@@ -415,6 +420,14 @@ def quiet() -> Iterator[None]:
 @contextmanager
 def warn_only() -> Iterator[None]:
     with settings(warn_only=True):
+        yield
+
+
+@contextmanager
+def shell_env(**variables: str) -> Iterator[None]:
+    """Export ``variables`` for run/sudo in this block (Fabric 1.8's ``shell_env``)."""
+    merged = {**(ctx().env.get("shell_env") or {}), **variables}
+    with settings(shell_env=merged):
         yield
 
 
