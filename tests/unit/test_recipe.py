@@ -226,3 +226,24 @@ def test_a_plugin_without_a_recipe_is_only_its_fabfile(tmp_path: Path):
     assert proc.returncode != 0
     assert ("h: extends = hostout.fabonly:custom: hostout.fabonly has no zc.buildout entry "
             "point 'custom'" in proc.stdout + proc.stderr)
+
+
+def test_a_buildout_pinning_another_zc_recipe_egg_builds(tmp_path: Path):
+    # Zope's buildout pins zc.recipe.egg = 4.0.0: hostout must not bring a zc.recipe.egg of
+    # its own into buildout's environment, where it clashed (VersionConflict) with the pin.
+    write(tmp_path, "buildout.cfg", """
+        [buildout]
+        parts = py h
+        [versions]
+        zc.recipe.egg = 4.0.0
+        [py]
+        recipe = zc.recipe.egg
+        eggs = packaging
+        interpreter = py
+        [h]
+        recipe = collective.hostout
+        host = example.invalid
+    """)
+    buildout(tmp_path)
+    assert hostout(tmp_path, "h").returncode == 0
+    assert "\nzc.recipe.egg = 4.0.0\n" in (tmp_path / "hostoutversions.cfg").read_text()
