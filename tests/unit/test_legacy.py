@@ -829,3 +829,23 @@ def test_fabric_env_keys_hostout_cannot_honour_are_refused(tmp_path: Path, key, 
         make(tmp_path, setit).call("setit")
     assert str(err.value).startswith(f"host1: api.env.{key} is not supported by hostout 2: "
                                      + hint)
+
+
+def test_settings_puts_back_only_the_keys_it_was_given(tmp_path: Path):
+    got = []
+
+    def block():
+        api.env.kept = "before"
+        with api.settings(warn_only=True, kept="inside"):
+            api.env.made_inside = "stays"  # Fabric 1 kept changes to other keys
+            got.append((api.env.warn_only, api.env.kept))
+        got.append((api.env.warn_only, api.env.kept, api.env.made_inside))
+        with api.settings(cwd="/opt"):
+            api.run("in-opt")
+        api.run("nowhere")
+
+    c = make(tmp_path, block)
+    c.call("block")
+    assert got == [(True, "inside"), (False, "before", "stays")]
+    assert [(x.script, x.cwd) for x in remote_of(c).calls] == [("in-opt", "/opt"),
+                                                               ("nowhere", None)]

@@ -365,13 +365,20 @@ def lcd(path: str) -> Any:
     return ctx().lcd(path)
 
 
+_UNSET = object()
+
+
 @contextmanager
 def settings(*contexts: Any, **overrides: Any) -> Iterator[None]:
     """Set env keys for the block (``warn_only=True``, ``user=...``...), as ``env.X = ...``
     would, then put back what was there; other context managers given are entered too."""
     c = ctx()
     st = state(c)
-    saved_env, saved_base, saved_settings = dict(c.env), st.base, c.settings
+    # as Fabric 1: only the keys given are put back; other env changes in the block stay
+    saved_env = {name: c.env.get(name, _UNSET) for name in overrides}
+    saved_base, saved_settings = st.base, c.settings
+    saved_dirs = {key: (c.cwd if key == "cwd" else c.lcwd) for key in ("cwd", "lcwd")
+                  if key in overrides}
     try:
         for name, value in overrides.items():
             _write(name, value)
@@ -381,8 +388,13 @@ def settings(*contexts: Any, **overrides: Any) -> Iterator[None]:
         else:
             yield
     finally:
-        c.env.clear()
-        c.env.update(saved_env)
+        for name, value in saved_env.items():
+            if value is _UNSET:
+                c.env.pop(name, None)
+            else:
+                c.env[name] = value
+        for key, value in saved_dirs.items():
+            c.set_cwd(value, local=key == "lcwd")
         st.base = saved_base
         if c.settings != saved_settings:
             s = saved_settings
