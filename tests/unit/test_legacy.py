@@ -575,6 +575,7 @@ def per_os_host(tmp_path: Path, os_release: str, *funcs: Callable[..., Any],
     remote = RecordingRemote()
     remote.respond("^cat /etc/os-release$", stdout=os_release)
     remote.respond(r"sysconfig\.get_platform", stdout="linux-x86_64 3.11\n")
+    remote.respond(r"sysconfig\.get_platform", exited=1, times=1)  # no Python at first
     return make(tmp_path, *funcs, remote=remote, **options)
 
 
@@ -603,7 +604,7 @@ def test_a_per_os_command_may_call_the_generic_one(tmp_path: Path):
     remote = RecordingRemote()
     remote.respond("^cat /etc/os-release$", stdout=UBUNTU)
     remote.respond(r"sysconfig\.get_platform", stdout="linux-x86_64 3.11\n")
-    remote.respond(r"sysconfig\.get_platform", exited=1, times=1)
+    remote.respond(r"sysconfig\.get_platform", exited=1, times=2)  # until apt installed it
     c = make(tmp_path, bootstrap_python_ubuntu, remote=remote)
     c.call("bootstrap_python")
     scripts = remote.scripts()
@@ -623,6 +624,29 @@ def test_a_per_os_command_that_leaves_no_python_is_one_line(tmp_path: Path):
                                                 r"python3\.\d+ with venv support is still "
                                                 "missing"):
         c.call("bootstrap_python")
+
+
+def test_a_server_that_has_the_python_needs_no_per_os_command(tmp_path: Path):
+    ran = []
+
+    def bootstrap_python_debian():
+        ran.append("debian")
+
+    remote = RecordingRemote()
+    remote.respond(r"sysconfig\.get_platform", stdout="linux-x86_64 3.11\n")
+    make(tmp_path, bootstrap_python_debian, remote=remote).call("bootstrap_python")
+    assert ran == [] and not remote.ran("os-release")
+
+
+def test_hostos_names_its_family_too(tmp_path: Path):
+    ran = []
+
+    def bootstrap_users_debian():
+        ran.append("debian")
+
+    per_os_host(tmp_path, DEBIAN, bootstrap_users_debian, hostos="ubuntu").call(
+        "bootstrap_users")
+    assert ran == ["debian"]
 
 
 def test_without_per_os_commands_the_os_is_not_even_asked(tmp_path: Path):

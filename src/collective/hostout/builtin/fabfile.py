@@ -81,7 +81,9 @@ def bootstrap_users(c: Context) -> None:
 @command(quiet=True)
 def bootstrap_python(c: Context) -> None:
     """Install the python-version this buildout needs with the OS's package manager"""
-    chosen = _hostos.dispatch(c, "bootstrap_python")  # a plugin's bootstrap_python_<hostos>
+    # a plugin's bootstrap_python_<hostos>, as in hostout 1 when the Python is missing
+    chosen = _hostos.dispatch(c, "bootstrap_python",
+                              needed=lambda: _hostos.remote_target(c) is None)
     if chosen:
         _hostos.require_python(c, chosen)
         _bootstrap.install_missing_packages(c)

@@ -58,7 +58,8 @@ def detecthostos(c: Context) -> str:
 def runescalatable(c: Context, *cmd: str) -> Result:
     """Run cmd in path as the buildout user, else the login user, else root"""
     script = " ".join(cmd)
-    for account in (Account.BUILDOUT, Account.LOGIN):
+    same = (c.settings.buildout_user or c.remote.login_user) == c.remote.login_user
+    for account in (Account.LOGIN,) if same else (Account.BUILDOUT, Account.LOGIN):
         attempt = RemoteCommand(script, cwd=str(c.path), cwd_optional=True, account=account)
         try:  # a failed attempt's output is in the log (and shown with -v) only
             res = c.remote.execute(attempt, warn=True, hide=True)

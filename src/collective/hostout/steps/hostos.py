@@ -11,12 +11,16 @@ standard work; that call runs the generic command, not the per-OS one again.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..commands.context import Context
 from ..errors import UnsupportedSystem
 from ..server.system import OsRelease
 from .base import remote_target, state
+
+__all__ = ["HostOs", "candidates", "detect", "dispatch", "offers", "release", "remote_target",
+           "require_python"]
 
 
 @dataclass
@@ -47,7 +51,7 @@ def detect(c: Context) -> str:
 def candidates(c: Context) -> list[str]:
     """The OS names tried for per-OS commands, most specific first."""
     if c.settings.hostos:
-        names = [c.settings.hostos]
+        names = [c.settings.hostos, OsRelease(c.settings.hostos.lower()).family]
     else:
         found = release(c)
         names = [found.id, *found.like, found.family]
@@ -59,15 +63,23 @@ def candidates(c: Context) -> list[str]:
     return seen
 
 
-def dispatch(c: Context, base: str) -> str | None:
-    """Run ``<base>_<os>`` if some plugin or fabfile defines one for this server; its name,
-    or None when the generic command should do the work."""
+def offers(c: Context, base: str) -> bool:
+    """Whether any plugin or fabfile defines a ``<base>_<something>`` command."""
+    return any(name.startswith(f"{base}_") for name in c.registry.names())
+
+
+def dispatch(c: Context, base: str, needed: Callable[[], bool] | None = None) -> str | None:
+    """Run ``<base>_<os>`` if some plugin or fabfile defines one for this server (and
+    ``needed()`` says the work is needed); its name, or None when the generic command should
+    do the work."""
     prefix = f"{base}_"
-    if not any(name.startswith(prefix) for name in c.registry.names()):
+    if not offers(c, base):
         return None  # nothing to choose from: no need to ask the server
     st = c.state(HostOs)
     if base in st.dispatching:
         return None  # the per-OS command asked for the generic one
+    if needed is not None and not needed():
+        return None
     for name in candidates(c):
         command = prefix + name
         if command in c.registry:
