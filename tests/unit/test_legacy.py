@@ -873,3 +873,23 @@ def test_settings_puts_back_only_the_keys_it_was_given(tmp_path: Path):
     assert got == [(True, "inside"), (False, "before", "stays")]
     assert [(x.script, x.cwd) for x in remote_of(c).calls] == [("in-opt", "/opt"),
                                                                ("nowhere", None)]
+
+
+def test_upload_template_renders_backs_up_and_uploads(tmp_path: Path):
+    (tmp_path / "templates").mkdir()
+    (tmp_path / "templates" / "app.conf.in").write_text("port = %(port)s\n")
+    remote = RecordingRemote()
+    remote.respond(r"^test -d /etc/app$")  # a directory: the file goes into it
+    remote.respond(r"^test -d /etc/app/app\.conf\.in$", exited=1)
+
+    def render():
+        contrib.files.upload_template("app.conf.in", "/etc/app", {"port": 8080},
+                                      template_dir="templates", use_sudo=True, mode=0o640)
+
+    make(tmp_path, render, remote=remote).call("render")
+    assert remote.ran(r"^cp -p /etc/app/app\.conf\.in /etc/app/app\.conf\.in\.bak$")
+    staged = [path for path in remote.files if path.endswith("/0")]
+    assert [remote.files[p] for p in staged] == [b"port = 8080\n"]
+    moved = remote.ran("mv -f")[0]
+    assert moved.who == "root"
+    assert "mv -f " in moved.script and "/etc/app/app.conf.in && chmod 640" in moved.script
