@@ -70,6 +70,12 @@ def parsed_chain(start: Path) -> dict[Path, dict[str, dict[str, str]]]:
     return seen
 
 
+def extends_urls(path: Path) -> list[str]:
+    """The URLs that ``path``'s own ``[buildout] extends`` names (buildout fetches them)."""
+    extends = parse(path).get("buildout", {}).get("extends", "")
+    return [item for item in extends.split() if _is_url(item)]
+
+
 def include_files(include: Iterable[str], base: Path) -> list[Path]:
     """The files of the ``include`` option: files as they are, directories walked."""
     found: list[Path] = []
