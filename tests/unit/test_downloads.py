@@ -262,3 +262,56 @@ def test_server_cfg_has_an_extends_cache(tmp_path: Path):
     cfg = shipping.hostout_cfg(c, c.settings.layout)
     assert "extends-cache = /srv/app/buildout-cache/extends\n" in cfg
     assert "install-from-cache = true\n" in cfg
+
+
+# -- the recipe in a real local bin/buildout ------------------------------------------------------
+def record_of(directory: Path) -> Record:
+    return downloads.load(downloads.record_path(directory / "parts"))
+
+
+def test_bin_buildout_records_parts_as_they_are_installed_updated_and_removed(
+        tmp_path: Path, served: FileServer):
+    from buildouts import buildout, write
+
+    (served.directory / "base.cfg").write_text("[buildout]\nextends = more.cfg\n")
+    (served.directory / "more.cfg").write_text("[x]\nb = 2\n")
+
+    def cfg(parts: str, url: str = "a.tar.gz", host: bool = True) -> None:
+        write(tmp_path, "buildout.cfg", f"""
+            [buildout]
+            extends = {served.url}/base.cfg
+            parts = {parts} {'host1' if host else ''}
+            [data]
+            recipe = hexagonit.recipe.download
+            url = {served.url}/{url}
+            download-only = true
+            [host1]
+            recipe = collective.hostout
+            host = 127.0.0.1:1
+            buildout-group = grp
+            """)
+
+    cfg("data", host=False)  # built before hostout was part of it
+    buildout(tmp_path)
+    cfg("data")
+    proc = buildout(tmp_path)
+    assert "parts data were installed before hostout watched their downloads" in proc.stdout
+    record = record_of(tmp_path)
+    assert record.unseen == ("data",) and "data" not in record.parts
+    assert sorted(record.extends) == [f"{served.url}/base.cfg", f"{served.url}/more.cfg"]
+    assert "watched" not in buildout(tmp_path).stdout  # said once
+
+    cfg("data", url="b.txt")  # changed: reinstalled, and seen
+    buildout(tmp_path)
+    record = record_of(tmp_path)
+    assert record.unseen == ()
+    assert [f.url for f in record.parts["data"].values()] == [f"{served.url}/b.txt"]
+    asked = served.asked("/b.txt")
+    buildout(tmp_path)  # an update downloads nothing, and forgets nothing
+    assert served.asked("/b.txt") == asked
+    assert [f.url for f in record_of(tmp_path).parts["data"].values()] == [
+        f"{served.url}/b.txt"]
+
+    cfg("")  # removed: forgotten
+    buildout(tmp_path)
+    assert "data" not in record_of(tmp_path).parts

@@ -22,7 +22,7 @@ def config_chain(start: Path) -> list[Path]:
     """``start`` and every file its ``[buildout] extends`` names, recursively, each once.
 
     Parsed with zc.buildout's own parser, which has no side effects (it reads one file).
-    URLs are left to the server's buildout to fetch.
+    URLs are not files here: see :func:`extends_urls` (packaging.downloads records them).
     """
     return list(parsed_chain(start))
 
