@@ -59,7 +59,8 @@ def test_recording_names_each_file_as_buildouts_cache_does(tmp_path: Path, serve
         zc.buildout.download.Download(opts, hash_name=True)(f"{served.url}/a.tar.gz",
                                                             md5sum=md5)
         zc.buildout.download.Download(opts, namespace="cmmi")(f"{served.url}/b.txt")
-        _, is_temp = zc.buildout.download.Download({})(f"{served.url}/b.txt")
+        _, is_temp = zc.buildout.download.Download({"download-cache": ""})(
+            f"{served.url}/b.txt")  # an empty download-cache is none
         zc.buildout.download.Download({"download-cache": str(own)})(f"{served.url}/a.tar.gz")
         (tmp_path / "local.txt").write_text("x")
         zc.buildout.download.Download(opts)(str(tmp_path / "local.txt"))  # a path: local

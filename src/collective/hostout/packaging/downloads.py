@@ -193,7 +193,7 @@ class Recorder:
         name = download.filename(url)
         if download.namespace:
             name = f"{download.namespace}/{name}"
-        cached = download.download_cache
+        cached = download.download_cache if download.cache else None  # as __call__ decides
         kept = os.path.join(cached, name) if cached else None
         if self._replaying:
             cache = EXTENDS_CACHE
