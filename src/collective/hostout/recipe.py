@@ -23,7 +23,7 @@ from .config.facts import BuildoutFacts
 from .config.optionsfile import RELATIVE_LOCATION, OptionsFile, digests
 from .config.settings import MERGED_OPTIONS, build_settings, lines, words
 from .errors import HostoutError
-from .packaging import versions
+from .packaging import downloads, versions
 
 log = logging.getLogger("collective.hostout")
 
@@ -95,6 +95,8 @@ class Recipe:
         if not registry:  # once per buildout run: record versions when buildout is done
             atexit.register(self._record_versions)
         registry[name] = self
+        # what recipes and extends download, so a deploy can fetch or ship it
+        downloads.watch(buildout).add_config(self.directory / settings.buildout_cfg)
         self.versionsfile = settings.versionsfile
 
     # -- hostout's extends: another part, or a plugin egg --------------------------------

@@ -22,7 +22,7 @@ def config_chain(start: Path) -> list[Path]:
     """``start`` and every file its ``[buildout] extends`` names, recursively, each once.
 
     Parsed with zc.buildout's own parser, which has no side effects (it reads one file).
-    URLs are left to the server's buildout to fetch.
+    URLs are not files here: see :func:`extends_urls` (packaging.downloads records them).
     """
     return list(parsed_chain(start))
 
@@ -70,6 +70,12 @@ def parsed_chain(start: Path) -> dict[Path, dict[str, dict[str, str]]]:
 
     visit(start, None)
     return seen
+
+
+def extends_urls(path: Path) -> list[str]:
+    """The URLs that ``path``'s own ``[buildout] extends`` names (buildout fetches them)."""
+    extends = parse(path).get("buildout", {}).get("extends", "")
+    return [item for item in extends.split() if _is_url(item)]
 
 
 def include_files(include: Iterable[str], base: Path) -> list[Path]:
