@@ -208,6 +208,22 @@ def _get(options: Mapping[str, str], name: str) -> str | None:
     return None
 
 
+TRUE_WORDS = ("true", "yes", "on", "1")
+FALSE_WORDS = ("false", "no", "off", "0", "")
+
+
+def boolean(value: str | None, option: str, part: str, default: bool = False) -> bool:
+    """An on/off option: true/yes/on/1 or false/no/off/0 (any case); unset: ``default``."""
+    if value is None:
+        return default
+    word = value.strip().lower()
+    if word in TRUE_WORDS:
+        return True
+    if word in FALSE_WORDS:
+        return False
+    raise ConfigError(f"option {option} = {value!r} is not true or false", host=part)
+
+
 def local_python_version() -> str:
     return f"{sys.version_info.major}.{sys.version_info.minor}"
 

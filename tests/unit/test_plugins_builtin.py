@@ -1,0 +1,57 @@
+"""The plugins shipped with hostout, loaded by their hostout 1 names in a real (local, offline)
+buildout: ``extends = hostout.supervisor`` / ``hostout.cloud`` never looks for an egg."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from buildouts import buildout, hostout, write
+
+
+def host_entry(directory: Path, name: str = "h") -> dict:
+    return json.loads((directory / "parts/hostout/hostout.json").read_text())["hosts"][name]
+
+
+def commands(directory: Path, host: str = "h") -> dict[str, str]:
+    listing = hostout(directory, host).stdout.splitlines()[2:]
+    return {ln.split(":")[0].strip(): ln.partition(":")[2].strip() for ln in listing}
+
+
+def cfg(directory: Path, *options: str) -> None:
+    # an index that does not exist: any attempt to find an egg named hostout.* fails the run
+    write(directory, "buildout.cfg", "\n".join([
+        "[buildout]", "parts = h", f"index = file://{directory}/no-index", "", "[h]",
+        "recipe = collective.hostout", "host = example.invalid", *options, ""]))
+
+
+def test_extends_hostout_supervisor_loads_the_shipped_plugin(tmp_path: Path):
+    cfg(tmp_path, "extends = hostout.supervisor", "rollingrestart = true")
+    buildout(tmp_path)
+    entry = host_entry(tmp_path)
+    assert entry["plugins"] == ["hostout.supervisor"]
+    assert entry["options"]["supervisor"] == "supervisor"  # hostout 1's default, for fabfiles
+    found = commands(tmp_path)
+    assert {"supervisorctl", "status", "start", "stop", "restart", "tail",
+            "supervisorboot"} <= set(found)
+    assert "supervisord stopped meanwhile" in found["buildout"]
+    script = (tmp_path / "bin" / "hostout").read_text()
+    assert "hostout.supervisor" not in script  # no egg of that name on bin/hostout's path
+
+
+def test_a_bad_supervisor_option_fails_the_buildout_in_one_line(tmp_path: Path):
+    cfg(tmp_path, "extends = hostout.supervisor", "rollingrestart = sometimes")
+    proc = buildout(tmp_path, check=False)
+    assert proc.returncode != 0
+    assert "h: option rollingrestart = 'sometimes' is not true or false" in proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("sudo", ["", "sudosupervisor = rootsv"])
+def test_sudosupervisor_leaves_supervisor_unset_as_hostout_1_did(tmp_path: Path, sudo: str):
+    cfg(tmp_path, "extends = hostout.supervisor", sudo)
+    buildout(tmp_path)
+    options = host_entry(tmp_path)["options"]
+    assert options.get("supervisor") == (None if sudo else "supervisor")
