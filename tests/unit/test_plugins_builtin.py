@@ -45,7 +45,8 @@ def test_a_bad_supervisor_option_fails_the_buildout_in_one_line(tmp_path: Path):
     cfg(tmp_path, "extends = hostout.supervisor", "rollingrestart = sometimes")
     proc = buildout(tmp_path, check=False)
     assert proc.returncode != 0
-    assert "h: option rollingrestart = 'sometimes' is not true or false" in proc.stdout + proc.stderr
+    said = proc.stdout + proc.stderr
+    assert "h: option rollingrestart = 'sometimes' is not true or false" in said
     assert "Traceback" not in proc.stdout + proc.stderr
 
 

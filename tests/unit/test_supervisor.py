@@ -39,7 +39,7 @@ def make(tmp_path: Path, remote: RecordingRemote, *, fail: bool = False,
     """A host extending hostout.supervisor, over the recording fake."""
     opts = {"path": "/srv/app", "buildout-user": "bo", "effective-user": "app",
             "buildout-group": "grp", "identity-file": str(tmp_path / "host1_key"),
-            "supervisor-timeout": "2", **options}
+            "supervisor-timeout": "2", "password": "pw", **options}
     settings = build_settings("host1", opts, buildout_directory=tmp_path,
                               plugins=("hostout.supervisor",))
     registry = registry_for(settings)
@@ -83,13 +83,14 @@ def test_buildout_stops_supervisord_before_and_starts_it_as_the_effective_user_a
     c = make(tmp_path, remote)
     c.call("buildout")
     ran = what(remote)
-    assert ran[:3] == [("buildout", "supervisorctl pid"), ("buildout", "supervisorctl shutdown"),
-                       ("buildout", ran[2][1])]
-    assert "[ -d /proc/1234 ]" in ran[2][1]
-    assert ran[3] == ("login", "bin/buildout -c hostout.cfg")
-    assert ran[4:] == [("buildout", "supervisorctl pid"), ("app", "supervisord"),
+    # sudo to the effective user is tried before anything stops: it is needed to start again
+    assert ran[:4] == [("app", "true"), ("buildout", "supervisorctl pid"),
+                       ("buildout", "supervisorctl shutdown"), ("buildout", ran[3][1])]
+    assert "[ -d /proc/1234 ]" in ran[3][1]
+    assert ran[4] == ("login", "bin/buildout -c hostout.cfg")
+    assert ran[5:] == [("buildout", "supervisorctl pid"), ("app", "supervisord"),
                        ("buildout", "supervisorctl status")]
-    assert remote.calls[5].cwd == "/srv/app"
+    assert remote.calls[6].cwd == "/srv/app"
 
 
 def test_first_deploy_has_nothing_to_stop(tmp_path: Path):
@@ -98,8 +99,28 @@ def test_first_deploy_has_nothing_to_stop(tmp_path: Path):
     c = make(tmp_path, remote)
     c.call("buildout")
     assert [w for _, w in what(remote)] == [
-        "supervisorctl pid", "bin/buildout -c hostout.cfg", "supervisorctl pid", "supervisord",
-        "supervisorctl status"]
+        "true", "supervisorctl pid", "bin/buildout -c hostout.cfg", "supervisorctl pid",
+        "supervisord", "supervisorctl status"]
+
+
+def test_without_sudo_nothing_stops(tmp_path: Path):
+    remote = running_supervisord()
+    remote.respond(r"^true$", exited=1, stderr="sudo: a password is required")
+    c = make(tmp_path, remote)
+    with pytest.raises(CommandFailed, match="a password is required"):
+        c.call("buildout")
+    assert [w for _, w in what(remote)] == ["true"]
+
+
+def test_a_build_without_sudo_gives_var_to_the_effective_user_before_starting(
+        tmp_path: Path):
+    remote = running_supervisord()
+    remote.respond(rf"^{CTL} pid$", exited=1)
+    c = make(tmp_path, remote, password="")  # asked for on a terminal, say
+    c.call("buildout")
+    ran = [w for _, w in what(remote)]
+    owners = next(i for i, w in enumerate(ran) if "chown -R app:grp /srv/app/var" in w)
+    assert ran.index("bin/buildout -c hostout.cfg") < owners < ran.index("supervisord")
 
 
 def test_supervisord_that_still_runs_after_the_build_is_reloaded(tmp_path: Path):

@@ -17,7 +17,7 @@ import re
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import PurePosixPath
 
 from ...commands.context import Context
@@ -26,6 +26,7 @@ from ...errors import CommandFailed, ConfigError, HostoutError
 from ...remote.base import Result
 from ...server import system
 from ...shell import Account, RemoteCommand, join, last_line, q
+from ...steps import build
 from ...steps.accounts import accounts
 
 
@@ -227,8 +228,13 @@ def rolling_restart(c: Context, sup: Supervisor) -> str:
 
 # -- the deploy hook ----------------------------------------------------------------------------
 def before_switch(c: Context) -> None:
-    """Before the new build takes over: stop supervisord (not with rollingrestart)."""
+    """Before the new build takes over: stop supervisord (not with rollingrestart). If it
+    will need sudo to start again, sudo is tried first: a deploy that could not start the
+    app again fails before it stops it."""
     sup = settings(c)
+    cmd, _ = daemon_command(c, sup)
+    if cmd.sudo:
+        c.remote.execute(replace(cmd, script="true"), hide=True, echo=False)
     if not sup.rolling:
         stop(c, sup)
 
@@ -236,6 +242,10 @@ def before_switch(c: Context) -> None:
 def after_switch(c: Context) -> None:
     """After it: start or reload supervisord, or restart its programs one at a time."""
     sup = settings(c)
+    cmd, _ = daemon_command(c, sup)
+    if cmd.sudo_user and not build.uses_sudo(c):
+        # the build ran without sudo, so nobody gave var/ to the user supervisord runs as
+        c.commands.setowners()
     c.report(rolling_restart(c, sup) if sup.rolling else start(c, sup))
 
 
