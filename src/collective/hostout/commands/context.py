@@ -137,10 +137,13 @@ class Context:
         cmd = self._command(command, sudo=True, sudo_user=user)
         return self.remote.execute(cmd, warn=warn, hide=hide)
 
-    def buildout_run(self, command: str, *, warn: bool = False, hide: bool = False) -> Result:
-        """Run a shell command as the buildout user inside the buildout's ``path``."""
+    def buildout_run(self, command: str, *, warn: bool = False, hide: bool = False,
+                     network: bool = False) -> Result:
+        """Run a shell command as the buildout user inside the buildout's ``path``
+        (``network``: it downloads, so with ``tunnel = true`` it gets the tunnel's proxy)."""
         self.require_path()
-        cmd = RemoteCommand(command, cwd=str(self.path), account=Account.BUILDOUT)
+        cmd = RemoteCommand(command, cwd=str(self.path), account=Account.BUILDOUT,
+                            network=network)
         return self.remote.execute(cmd, warn=warn, hide=hide)
 
     def require_path(self) -> None:

@@ -164,6 +164,7 @@ class HostSettings:
     connect_timeout: float
     buildout_directory: Path
     options: Mapping[str, str] = field(repr=False)
+    tunnel: bool = False  # the server downloads through hostout's proxy, over SSH
 
     @property
     def hoststring(self) -> str:
@@ -372,4 +373,5 @@ def build_settings(
         connect_timeout=timeout,
         buildout_directory=buildout_directory,
         options=dict(options),
+        tunnel=boolean(_get(options, "tunnel"), "tunnel", name),
     )
