@@ -7,12 +7,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from test_deploy_orchestration import bare_host, make
 
 from collective.hostout import RecordingRemote
 from collective.hostout.config.settings import build_settings
 from collective.hostout.errors import ConfigError
 from collective.hostout.server import system
-from test_deploy_orchestration import bare_host, make
 
 
 def test_tunnel_is_an_on_off_option(tmp_path: Path):

@@ -12,8 +12,10 @@ from ..errors import UnsupportedSystem
 from ..shell import RemoteCommand, join, q
 
 APT_ENV = "DEBIAN_FRONTEND=noninteractive"
-# A server with no way out should fail in seconds, not minutes of retries.
-APT_QUICK = "-o Acquire::Retries=0 -o Acquire::http::Timeout=15 -o Acquire::https::Timeout=15"
+# A server with no way out should fail in seconds, not minutes of retries; and a server needs
+# no translated package descriptions (6 of the 16 MB an update of Debian 12 fetches).
+APT_QUICK = ("-o Acquire::Retries=0 -o Acquire::http::Timeout=15 -o Acquire::https::Timeout=15 "
+             "-o Acquire::Languages=none")
 
 
 @dataclass(frozen=True)
