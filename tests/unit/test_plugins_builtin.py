@@ -56,3 +56,28 @@ def test_sudosupervisor_leaves_supervisor_unset_as_hostout_1_did(tmp_path: Path,
     buildout(tmp_path)
     options = host_entry(tmp_path)["options"]
     assert options.get("supervisor") == (None if sudo else "supervisor")
+
+
+def test_extends_hostout_cloud_loads_the_shipped_plugin_with_libcloud(tmp_path: Path):
+    cfg(tmp_path, "extends = hostout.cloud", "provider = dummy", "provider-creds = 0")
+    buildout(tmp_path)
+    assert host_entry(tmp_path)["plugins"] == ["hostout.cloud"]
+    found = commands(tmp_path)
+    assert {"create", "list", "start", "stop", "vmstart", "vmstop", "reboot", "wait",
+            "destroy", "sizes", "images"} <= set(found)
+    import libcloud
+
+    script = (tmp_path / "bin" / "hostout").read_text()
+    assert "hostout.cloud" not in script
+    assert f"'{Path(libcloud.__file__).parents[1]}'" in script  # on bin/hostout's path
+    listing = hostout(tmp_path, "h", "list")  # the dummy driver's VMs, from bin/hostout
+    assert listing.returncode == 0, listing.stderr
+    assert "[h] out: dummy-1" in listing.stdout
+
+
+def test_a_bad_cloud_option_fails_the_buildout_in_one_line(tmp_path: Path):
+    cfg(tmp_path, "extends = hostout.cloud", "provider = dummy", "hostsize = big")
+    proc = buildout(tmp_path, check=False)
+    assert proc.returncode != 0
+    assert "h: option hostsize = 'big' is not megabytes" in proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stdout + proc.stderr

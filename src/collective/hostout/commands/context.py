@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextvars
 import subprocess
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -61,7 +61,8 @@ class Context:
 
     def __init__(self, settings: HostSettings, remote: Remote, registry: Registry,
                  out: Output, facts: BuildoutFacts, *, packager: Packager | None = None,
-                 shared: Shared | None = None) -> None:
+                 shared: Shared | None = None,
+                 reload: Callable[[], tuple[HostSettings, Remote]] | None = None) -> None:
         self.settings = settings
         self.facts = facts
         self.shared = shared or Shared()
@@ -76,6 +77,7 @@ class Context:
         self._frames: list[_Frame] = []
         self._cwd: list[str] = []
         self._lcwd: list[str] = []
+        self._reload = reload
 
     # -- facts -----------------------------------------------------------------------------
     @property
@@ -99,6 +101,16 @@ class Context:
             raise HostoutError(f"{type(self.remote).__name__} has no SSH connection",
                                host=self.name)
         return connection(Account.LOGIN)
+
+    def reload(self) -> None:
+        """Read this host's settings again and connect afresh with them: after a command
+        recorded where the host now is (:mod:`collective.hostout.config.records`), e.g. the
+        VM hostout.cloud created, so the next commands of this run go there."""
+        if self._reload is None:
+            raise HostoutError("this context cannot reload its settings", host=self.name)
+        settings, remote = self._reload()
+        self.remote.close()
+        self.settings, self.remote = settings, remote
 
     def state(self, kind: type[T]) -> T:
         """This host's instance of a typed state, made with ``kind()`` on first use: what one
