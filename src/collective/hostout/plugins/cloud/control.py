@@ -260,11 +260,14 @@ def wait_running(c: Context, opts: CloudOptions, node_id: str) -> Any:
         time.sleep(POLL)
 
 
-def remember(c: Context, opts: CloudOptions, node: Any, password: str | None = None) -> str:
-    """Record where the VM is; reload this run's settings with it. Returns its host."""
+def remember(c: Context, opts: CloudOptions, node: Any, password: str | None = None,
+             told: Mapping[str, Any] | None = None) -> str:
+    """Record where the VM is; reload this run's settings with it. Returns its host.
+    ``told``: what the provider said when it created the VM (a password it made, the
+    user), which later listings may not repeat."""
     where = hoststring(node)
     assert where is not None
-    extra = node.extra or {}
+    extra = {**(told or {}), **(node.extra or {})}
     options = {"host": where, "user": str(extra.get("username") or "root")}
     password = extra.get("password") or password or record(c).options.get("password")
     if password:
@@ -338,8 +341,9 @@ def create(c: Context) -> str:
     c.out.line(c.name, f"creating VM {opts.name} ({size.name}, {image.name}) at "
                        f"{opts.provider}")
     node = call(c, "create a VM", lambda: d.create_node(**kwargs))
+    told = dict(node.extra or {})  # e.g. a password the provider made: said once, here
     node = wait_running(c, opts, str(node.id))
-    where = remember(c, opts, node, password)
+    where = remember(c, opts, node, password, told)
     wait_ssh(c, opts)
     return (f"created VM {node.name} ({size.name}, {image.name}) at {where}; it answers SSH "
             f"({time.monotonic() - began:.0f} s)")

@@ -26,7 +26,14 @@ from invoke.exceptions import Failure, ResponseNotAccepted, ThreadException
 from invoke.watchers import FailingResponder
 
 from ...config.settings import HostSettings
-from ...errors import AuthError, CommandFailed, ConnectError, HostKeyError, NotBootstrapped
+from ...errors import (
+    AuthError,
+    CommandFailed,
+    ConnectError,
+    HostKeyError,
+    HostoutError,
+    NotBootstrapped,
+)
 from ...output import LOG_ONLY, NORMAL, VERBOSE, Output
 from ...output.console import TAIL_LINES
 from ...shell import Account, RemoteCommand, join
@@ -267,6 +274,9 @@ class SshRemote:
             if _refused(failure):
                 raise AuthError(f"sudo refused the password of {conn.user}", host=self.name,
                                 cause=failure) from None
+            ours = _hostout_error(failure)  # e.g. no password to give sudo: one clear line
+            if ours is not None:
+                raise ours from None
             raise
         finally:
             out.finish()
@@ -321,6 +331,14 @@ def _reason(err: BaseException) -> str:
     if isinstance(err, (socket.timeout, TimeoutError)):
         return "timed out"
     return getattr(err, "strerror", None) or str(err) or type(err).__name__
+
+
+def _hostout_error(failure: BaseException) -> HostoutError | None:
+    """A hostout error raised in one of invoke's threads (the sudo password watcher's)."""
+    for found in getattr(failure, "exceptions", ()):
+        if isinstance(found.value, HostoutError):
+            return found.value
+    return None
 
 
 def _refused(failure: BaseException) -> bool:

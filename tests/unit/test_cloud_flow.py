@@ -8,6 +8,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from libcloud.compute.base import Node
+from libcloud.compute.drivers.dummy import DummyNodeDriver
 
 from collective.hostout import RecordingRemote
 from collective.hostout.config import records
@@ -220,3 +222,36 @@ def test_provider_secrets_are_masked(tmp_path: Path):
     c = inv.context("host1")
     control.options(c)
     assert out.mask("key AKIAEXAMPLE secret wJalrXUtnFEMI") == "key **** secret ****"
+
+
+class PasswordDriver(DummyNodeDriver):
+    """A provider that makes the login's password, and tells it only in create's answer."""
+
+    features = {"create_node": ["password"]}
+
+    def __init__(self, creds: str = "0") -> None:
+        super().__init__(creds)
+
+    def create_node(self, name, size, image, auth=None):  # type: ignore[no-untyped-def]
+        node = super().create_node(name, size, image)
+        node.name = name  # this one keeps the name asked for
+        node.extra = {"password": "made-by-the-provider", "username": "admin"}
+        self.created_auth = auth
+        copy = Node(node.id, node.name, node.state, node.public_ips, [], self, extra={})
+        self.nl[-1] = copy  # listings never show the password again
+        return node
+
+
+def test_a_password_the_provider_makes_is_recorded_and_masked(tmp_path: Path):
+    inv, out = invocation(tmp_path, provider="test_cloud_flow:PasswordDriver",
+                          **{"provider-creds": ""})
+    c = inv.context("host1")
+    c.call("create")
+    record = records.read(tmp_path / "parts", "host1")
+    assert record.options == {"host": "127.0.0.3", "user": "admin",
+                              "password": "made-by-the-provider"}
+    assert record.data["cloud"]["name"] == "host1"
+    assert c.settings.password == "made-by-the-provider"
+    assert out.mask("made-by-the-provider") == "****"
+    # no ssh_key feature: hostout asked for a password login of its own making
+    assert type(c.state(control.CloudState).driver.created_auth).__name__ == "NodeAuthPassword"
