@@ -213,6 +213,13 @@ def test_this_machines_proxy_is_used_when_it_has_one(echo, origin):
     listener.close()
 
 
+def test_through_this_machines_proxy_the_same_destinations_are_refused():
+    proxy = HttpProxy(TOKEN, upstream=lambda scheme, host: ("127.0.0.1", 9))
+    client = served(proxy)
+    client.sendall(f"CONNECT 169.254.169.254:80 HTTP/1.1\r\n{AUTH}\r\n\r\n".encode())
+    assert read_all(client).startswith(b"HTTP/1.1 403 Forbidden")
+
+
 def test_this_machines_proxy_is_read_from_its_environment(monkeypatch):
     for name in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "no_proxy",
                  "NO_PROXY", "all_proxy", "ALL_PROXY"):

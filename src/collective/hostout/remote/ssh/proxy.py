@@ -228,6 +228,13 @@ class HttpProxy:
         via = self.upstream(scheme, host) if self.upstream else None
         if via is None:
             return self.connect(host, port), False
+        if self.connect is connect_checked:  # through this machine's proxy: same refusals
+            try:
+                resolve(host, port)
+            except Refused as refusal:
+                if refusal.status == 403:
+                    raise
+                # a name only this machine's proxy can resolve: it decides
         return connect_open(*via), True
 
     def _tunnel(self, client: Stream, request: Request) -> None:
