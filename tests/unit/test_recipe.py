@@ -172,3 +172,24 @@ def test_versions_file_written_and_extending_it_does_not_make_options_stale(tmp_
     proc = hostout(tmp_path, "h")
     assert proc.returncode == 0
     assert "changed after the last bin/buildout" not in proc.stderr
+
+
+def test_a_buildout_pinning_another_zc_recipe_egg_builds(tmp_path: Path):
+    # Zope's buildout pins zc.recipe.egg = 4.0.0: hostout must not bring a zc.recipe.egg of
+    # its own into buildout's environment, where it clashed (VersionConflict) with the pin.
+    write(tmp_path, "buildout.cfg", """
+        [buildout]
+        parts = py h
+        [versions]
+        zc.recipe.egg = 4.0.0
+        [py]
+        recipe = zc.recipe.egg
+        eggs = packaging
+        interpreter = py
+        [h]
+        recipe = collective.hostout
+        host = example.invalid
+    """)
+    buildout(tmp_path)
+    assert hostout(tmp_path, "h").returncode == 0
+    assert "\nzc.recipe.egg = 4.0.0\n" in (tmp_path / "hostoutversions.cfg").read_text()

@@ -231,12 +231,17 @@ class Recipe:
         )
 
     def _script(self, plugins: list[str]) -> list[str]:
-        import zc.recipe.egg
+        """bin/hostout, made by zc.recipe.egg's scripts recipe as buildout loads any recipe:
+        at the version the buildout pins, from its eggs or index. hostout does not depend on
+        zc.recipe.egg itself, so a copy in the environment of buildout cannot clash with a
+        buildout pinning another version (Zope pins zc.recipe.egg = 4.0.0)."""
+        from zc.buildout.buildout import _install_and_load
 
+        scripts = _install_and_load("zc.recipe.egg", "zc.buildout", "scripts", self.buildout)
         options = {
             "eggs": "\n".join([SCRIPT_EGG, *plugins]),
             "scripts": "hostout",
             "arguments": f"sys.argv[1:], options_file={str(self.location)!r}",
         }
-        return list(zc.recipe.egg.Scripts(self.buildout, self.name, options).install())
+        return list(scripts(self.buildout, self.name, options).install())
 

@@ -29,11 +29,13 @@ def config_chain(start: Path) -> list[Path]:
 
 def parse(path: Path) -> dict[str, dict[str, str]]:
     """One buildout file's sections, as zc.buildout reads them (no extends, no effects)."""
+    from zc.buildout.buildout import _default_globals
     from zc.buildout.configparser import parse as buildout_parse
 
     try:
         with path.open(encoding="utf-8") as fp:
-            return buildout_parse(fp, str(path))
+            # conditional sections ([versions:python311]) are evaluated as buildout does
+            return buildout_parse(fp, str(path), _default_globals)
     except Exception as err:
         reason = " ".join(str(err).split())
         raise ConfigError(f"cannot parse {path.name}: {reason}", cause=err) from err
