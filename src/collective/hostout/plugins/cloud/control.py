@@ -170,7 +170,9 @@ def find(c: Context, opts: CloudOptions) -> Any | None:
     nodes = [n for n in call(c, "list VMs", driver(c, opts).list_nodes) if alive(n)]
     wanted = recorded_id(c)
     if wanted is not None:
-        return next((n for n in nodes if str(n.id) == wanted), None)
+        found = next((n for n in nodes if str(n.id) == wanted), None)
+        if found is not None:
+            return found  # else: gone (destroyed elsewhere); one of its name may be there
     named = [n for n in nodes if n.name == opts.name]
     if len(named) > 1:
         raise CloudError(f"{len(named)} VMs are named {opts.name}; set vm-name to tell them "
