@@ -14,7 +14,7 @@ import pytest
 
 from buildouts import buildout, example_for, fetch, hostout, write
 from collective.hostout.testing import mirror_host
-from hosts import start_host
+from hosts import podman, start_host
 from registries import default_index_host, reach_mirror_probe
 
 pytestmark = pytest.mark.integration
@@ -34,6 +34,9 @@ def listening_ports(text: str) -> set[int]:
 
 def test_a_firewalled_server_bootstraps_and_builds_through_the_tunnel(
         tmp_path: Path, internal_network: str):
+    # other sessions on this machine remove the shared network when they end: make sure
+    if podman("network", "exists", internal_network, check=False).returncode:
+        podman("network", "create", "--internal", internal_network, check=False)
     host = start_host(network=internal_network, publish=(8080,))
     try:
         assert host.exec(reach_mirror_probe()).returncode != 0  # no way out
