@@ -96,3 +96,41 @@ def test_the_check_sees_relative_imports():
     found = dict(imports(f"{PACKAGE}.steps.build", ALL[f"{PACKAGE}.steps.build"]))
     assert f"{PACKAGE}.commands.context" in found
     assert f"{PACKAGE}.steps.accounts" in found
+
+
+def _importers_of(prefix: str) -> set[str]:
+    return {module for module, path in ALL.items()
+            for target, _ in imports(module, path) if target.split(".")[0] == prefix}
+
+
+def test_plugins_shipped_with_hostout_never_import_each_other():
+    for module, path in ALL.items():
+        if room(module) != "plugins" or len(module.split(".")) < 4:
+            continue
+        mine = module.split(".")[3]
+        for target, line in imports(module, path):
+            parts = target.split(".")
+            if target.startswith(f"{PACKAGE}.plugins.") and len(parts) > 3:
+                assert parts[3] == mine, f"{module}:{line} imports another plugin, {target}"
+
+
+def test_only_the_cloud_plugin_and_its_test_provider_import_libcloud():
+    allowed = {m for m in ALL if m.startswith((f"{PACKAGE}.plugins.cloud",
+                                               f"{PACKAGE}.testing.cloud"))}
+    assert _importers_of("libcloud") <= allowed
+    assert _importers_of("libcloud")  # so the check can fail
+
+
+def test_the_tunnels_http_proxy_is_plain_python():
+    # the paramiko side of the tunnel is tunnel.py; the proxy serves any socket-like stream
+    proxy = f"{PACKAGE}.remote.ssh.proxy"
+    assert proxy in ALL
+    assert not [t for t, _ in imports(proxy, ALL[proxy]) if t.split(".")[0] in WIRE_LIBRARIES]
+
+
+def test_every_plugin_named_for_extends_is_a_package_with_a_fabfile():
+    from collective.hostout.commands.discovery import BUILTIN_PLUGINS
+
+    for name, package in BUILTIN_PLUGINS.items():
+        assert f"{package}.fabfile" in ALL, name
+        assert room(package) == "plugins", name

@@ -18,6 +18,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from .commands.discovery import BUILTIN_PLUGINS
 from .config import optionsfile
 from .config.facts import BuildoutFacts
 from .config.optionsfile import RELATIVE_LOCATION, OptionsFile, digests
@@ -79,6 +80,7 @@ class Recipe:
             Path(buildout["buildout"]["parts-directory"]) / RELATIVE_LOCATION
         )
         self.plugins: list[str] = []
+        self.requires: list[str] = []  # what the plugins shipped with hostout need
         self.subrecipes: list[Any] = []
         self._extend(options, seen=[name])
 
@@ -127,6 +129,9 @@ class Recipe:
         from zc.buildout.buildout import _install_and_load
 
         egg, _, entry = spec.partition(":")
+        if egg in BUILTIN_PLUGINS:  # shipped with hostout: never looked up on an index
+            self._load_builtin(egg)
+            return
         try:
             recipe_class = _install_and_load(egg, "zc.buildout", entry or "default", self.buildout)
         except ImportError as err:
@@ -151,6 +156,19 @@ class Recipe:
         if egg not in self.plugins:
             self.plugins.append(egg)
 
+    def _load_builtin(self, name: str) -> None:
+        import importlib
+
+        module = importlib.import_module(BUILTIN_PLUGINS[name])
+        recipe_class = getattr(module, "Recipe", None)
+        if recipe_class is not None:
+            self.subrecipes.append(recipe_class(self.buildout, self.name, self.options))
+        for requirement in getattr(module, "REQUIRES", ()):
+            if requirement not in self.requires:
+                self.requires.append(requirement)
+        if name not in self.plugins:
+            self.plugins.append(name)
+
     # -- install / update ---------------------------------------------------------------
     def install(self) -> list[str]:
         return self._write()
@@ -167,8 +185,10 @@ class Recipe:
             elif result:
                 installed.extend(result)
         parts = _registry(self.buildout)
-        plugins = sorted({p for recipe in parts.values() for p in recipe.plugins})
-        installed += self._script(plugins)
+        eggs = {p for recipe in parts.values() for p in recipe.plugins
+                if p not in BUILTIN_PLUGINS}  # those are modules of collective.hostout
+        eggs |= {r for recipe in parts.values() for r in recipe.requires}
+        installed += self._script(sorted(eggs))
         OptionsFile(
             location=self.location,
             facts=self._buildout_facts(),

@@ -108,9 +108,21 @@ class Invocation:
                 ctx = Context(settings, self._remote_factory(settings), registry_for(settings),
                               self.out, self.options.facts, packager=self._packager,
                               shared=self._shared, remote_factory=self._remote_factory,
-                              peers=self)
+                              peers=self, reload=lambda: self._reload(host))
                 self._contexts[host] = ctx
         return ctx
+
+    def _reload(self, host: str) -> tuple[HostSettings, Remote]:
+        """The host's settings read afresh (with what a command recorded), and a remote for
+        them: ``Context.reload``."""
+        settings = self.options.settings(host)
+        self.out.add_secret(settings.password)
+        self.out.add_public(settings.name, settings.hostname, settings.user,
+                            settings.buildout_user, settings.effective_user,
+                            settings.buildout_group)
+        with self._lock:
+            self._settings[host] = settings
+        return settings, self._remote_factory(settings)
 
     def validate(self, plan: Plan) -> None:
         """Every host knows every command, and the arguments fit, before anything runs."""

@@ -20,14 +20,15 @@ from ..steps import shipping as _shipping
 @command
 def run(c: Context, *cmd: str) -> Result:
     """Execute cmd on remote as the buildout user, in the buildout directory"""
-    return c.buildout_run(" ".join(cmd))
+    return c.buildout_run(" ".join(cmd), network=True)  # ad hoc: may download (tunnel)
 
 
 @command
 def sudo(c: Context, *cmd: str) -> Result:
     """Execute cmd on remote as root, through the login user's sudo"""
     script = " ".join(cmd)
-    return c.sudo(RemoteCommand(script, cwd=str(c.path), cwd_optional=True, sudo=True))
+    return c.sudo(RemoteCommand(script, cwd=str(c.path), cwd_optional=True, sudo=True,
+                                network=True))
 
 
 @command(quiet=True)

@@ -97,7 +97,8 @@ class Context:
                  out: Output, facts: BuildoutFacts, *, packager: Packager | None = None,
                  shared: Shared | None = None,
                  remote_factory: Callable[[HostSettings], Remote] | None = None,
-                 peers: Peers | None = None) -> None:
+                 peers: Peers | None = None,
+                 reload: Callable[[], tuple[HostSettings, Remote]] | None = None) -> None:
         self.settings = settings
         self.facts = facts
         self.shared = shared or Shared()
@@ -119,6 +120,7 @@ class Context:
         #: Held by the thread running this host's commands (the runner's, or another
         #: host's command calling this one's: see :meth:`peer`).
         self.lock = threading.RLock()
+        self._reload = reload
 
     # -- facts -----------------------------------------------------------------------------
     @property
@@ -198,6 +200,16 @@ class Context:
                                host=self.name)
         return connection(Account.LOGIN)
 
+    def reload(self) -> None:
+        """Read this host's settings again and connect afresh with them: after a command
+        recorded where the host now is (:mod:`collective.hostout.config.records`), e.g. the
+        VM hostout.cloud created, so the next commands of this run go there."""
+        if self._reload is None:
+            raise HostoutError("this context cannot reload its settings", host=self.name)
+        settings, remote = self._reload()
+        self.remote.close()
+        self.settings, self.remote = settings, remote
+
     def state(self, kind: type[T]) -> T:
         """This host's instance of a typed state, made with ``kind()`` on first use: what one
         step learns for the next (``c.state(DeployState).target``)."""
@@ -236,10 +248,13 @@ class Context:
         cmd = self._command(command, sudo=True, sudo_user=user)
         return self.remote.execute(cmd, warn=warn, hide=hide)
 
-    def buildout_run(self, command: str, *, warn: bool = False, hide: bool = False) -> Result:
-        """Run a shell command as the buildout user inside the buildout's ``path``."""
+    def buildout_run(self, command: str, *, warn: bool = False, hide: bool = False,
+                     network: bool = False) -> Result:
+        """Run a shell command as the buildout user inside the buildout's ``path``
+        (``network``: it downloads, so with ``tunnel = true`` it gets the tunnel's proxy)."""
         self.require_path()
-        cmd = RemoteCommand(command, cwd=str(self.path), account=Account.BUILDOUT)
+        cmd = RemoteCommand(command, cwd=str(self.path), account=Account.BUILDOUT,
+                            network=network)
         return self.remote.execute(cmd, warn=warn, hide=hide)
 
     def require_path(self) -> None:

@@ -30,7 +30,7 @@ OWN_OPTIONS = frozenset({
     "buildout", "buildout-user", "effective-user", "buildout-group", "python-version",
     "hostos", "pre-commands", "post-commands", "sudo-parts", "parts", "include",
     "buildout-cache", "system-packages", "fabfiles", "versionsfile", "host-key-checking",
-    "known-hosts", "ssh-config", "connect-timeout",
+    "known-hosts", "ssh-config", "connect-timeout", "tunnel",
 })
 
 
@@ -197,6 +197,7 @@ class HostSettings:
     connect_timeout: float
     buildout_directory: Path
     options: Mapping[str, str] = field(repr=False)
+    tunnel: bool = False  # the server downloads through hostout's proxy, over SSH
 
     @property
     def hoststring(self) -> str:
@@ -239,6 +240,22 @@ def _get(options: Mapping[str, str], name: str) -> str | None:
         if value is not None and value.strip():
             return value.strip()
     return None
+
+
+TRUE_WORDS = ("true", "yes", "on", "1")
+FALSE_WORDS = ("false", "no", "off", "0", "")
+
+
+def boolean(value: str | None, option: str, part: str, default: bool = False) -> bool:
+    """An on/off option: true/yes/on/1 or false/no/off/0 (any case); unset: ``default``."""
+    if value is None:
+        return default
+    word = value.strip().lower()
+    if word in TRUE_WORDS:
+        return True
+    if word in FALSE_WORDS:
+        return False
+    raise ConfigError(f"option {option} = {value!r} is not true or false", host=part)
 
 
 def local_python_version() -> str:
@@ -393,4 +410,5 @@ def build_settings(
         connect_timeout=timeout,
         buildout_directory=buildout_directory,
         options=dict(options),
+        tunnel=boolean(_get(options, "tunnel"), "tunnel", name),
     )

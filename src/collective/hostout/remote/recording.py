@@ -33,6 +33,7 @@ class Call:
     sudo: bool = False
     sudo_user: str | None = None
     path: str = ""  # put/get: the remote path
+    network: bool = False  # run: marked as downloading (it gets the tunnel's proxy)
 
     @property
     def who(self) -> str:
@@ -75,7 +76,7 @@ class RecordingRemote:
     def execute(self, cmd: RemoteCommand, *, warn: bool = False, hide: bool = False,
                 echo: bool = True) -> Result:
         self.calls.append(Call("run", cmd.account, cmd.script, cmd.cwd, cmd.sudo,
-                               cmd.sudo_user))
+                               cmd.sudo_user, network=cmd.network))
         result = Result(cmd, "", "", 0)
         for answer in self._answers:
             if answer.times != 0 and answer.pattern.search(cmd.script):
