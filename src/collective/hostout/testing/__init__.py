@@ -17,6 +17,9 @@ From Python (a test suite, say)::
     finally:
         host.remove()
 
+``ensure_base_image()`` makes :data:`BASE_IMAGE`, a bare Debian base image (no sshd) for
+``hostout docker`` where no registry can be reached (``docker-image = localhost/...``).
+
 Nothing here imports Fabric or paramiko: the hosts are reached the way users reach theirs.
 """
 
@@ -31,10 +34,19 @@ from .hosts import (
     start_named_host,
     unused_port,
 )
-from .image import IMAGE, build_image, debian_mirrors, ensure_image, mirror_host
+from .image import (
+    BASE_IMAGE,
+    IMAGE,
+    build_image,
+    debian_mirrors,
+    ensure_base_image,
+    ensure_image,
+    mirror_host,
+)
 from .podman import PodmanError, TestHostError, podman
 
 __all__ = [
+    "BASE_IMAGE",
     "IMAGE",
     "PodmanError",
     "TestHost",
@@ -43,6 +55,7 @@ __all__ = [
     "capability_problem",
     "cleanup_stale",
     "debian_mirrors",
+    "ensure_base_image",
     "ensure_image",
     "mirror_host",
     "podman",
