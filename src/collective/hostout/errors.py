@@ -105,3 +105,7 @@ class ReleaseError(HostoutError):
 
 class DistributionError(HostoutError):
     """A pinned distribution could not be found or fetched."""
+
+
+class ImageError(HostoutError):
+    """A container image could not be found, pulled, built or named (``docker``)."""
