@@ -16,6 +16,7 @@ from functools import cached_property
 from pathlib import Path, PurePosixPath
 
 from ..errors import ConfigError
+from .images import ImageSettings, image_settings
 
 #: Options whose values are lists (one item per line), merged when a part extends another.
 MERGED_OPTIONS = ("fabfiles", "pre-commands", "post-commands")
@@ -163,6 +164,7 @@ class HostSettings:
     ssh_config: Path | None
     connect_timeout: float
     buildout_directory: Path
+    image: ImageSettings  # the docker-* options (bin/hostout PART docker / compose)
     options: Mapping[str, str] = field(repr=False)
 
     @property
@@ -355,5 +357,6 @@ def build_settings(
         ssh_config=local_path(_get(options, "ssh-config")),
         connect_timeout=timeout,
         buildout_directory=buildout_directory,
+        image=image_settings(name, options),
         options=dict(options),
     )
