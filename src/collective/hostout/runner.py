@@ -107,7 +107,7 @@ class Invocation:
                                     settings.buildout_group)
                 ctx = Context(settings, self._remote_factory(settings), registry_for(settings),
                               self.out, self.options.facts, packager=self._packager,
-                              shared=self._shared)
+                              shared=self._shared, peers=self.settings)
                 self._contexts[host] = ctx
         return ctx
 
@@ -189,7 +189,7 @@ class Invocation:
                     finally:
                         # Done with this host: hang up now, side by side with the others.
                         with contextlib.suppress(Exception):
-                            self.context(host).remote.close()
+                            self.context(host).close()
                 with contextlib.suppress(Exception):
                     self.out.host_finished(host, outcomes[host].status,
                                            outcomes[host].error_line,
@@ -215,4 +215,4 @@ class Invocation:
         with self._lock:
             contexts = list(self._contexts.values())
         for ctx in contexts:
-            ctx.remote.close()
+            ctx.close()

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import subprocess
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -12,7 +13,7 @@ from typing import Any, TypeVar
 
 from ..config.facts import BuildoutFacts
 from ..config.settings import HostSettings
-from ..errors import CommandFailed, HostoutError, NotBootstrapped
+from ..errors import CommandFailed, HostoutError, NotBootstrapped, UsageError
 from ..output import VERBOSE, Output
 from ..packaging.packager import Packager
 from ..remote.base import Remote, Result
@@ -57,12 +58,16 @@ class Context:
     ``facts`` what bin/buildout resolved about the local buildout, ``remote`` the host.
     ``packager`` releases develop packages and finds distributions once for all hosts;
     ``shared`` is for a plugin's own once-for-all work (``c.shared.once(key, make)``).
+    ``peers`` gives the settings of the buildout's other host parts by name.
     """
 
     def __init__(self, settings: HostSettings, remote: Remote, registry: Registry,
                  out: Output, facts: BuildoutFacts, *, packager: Packager | None = None,
-                 shared: Shared | None = None) -> None:
+                 shared: Shared | None = None,
+                 peers: Callable[[str], HostSettings] | None = None) -> None:
         self.settings = settings
+        self._peers = peers
+        self._closers: list[Callable[[], None]] = []
         self.facts = facts
         self.shared = shared or Shared()
         self.packager = packager or Packager(facts, self.shared)
@@ -99,6 +104,27 @@ class Context:
             raise HostoutError(f"{type(self.remote).__name__} has no SSH connection",
                                host=self.name)
         return connection(Account.LOGIN)
+
+    def peer(self, name: str) -> HostSettings:
+        """The settings of another host part of this buildout (a part this one links to,
+        say); a UsageError naming the part when there is none."""
+        if name == self.name:
+            return self.settings
+        if self._peers is None:
+            raise UsageError(f"no host part {name!r} known here", host=self.name)
+        return self._peers(name)
+
+    def on_close(self, close: Callable[[], None]) -> None:
+        """Call ``close`` when the invocation hangs up on this host: after its commands, or
+        when it is interrupted (Ctrl-C), from another thread (a container to remove, say)."""
+        self._closers.append(close)
+
+    def close(self) -> None:
+        """What ``on_close`` registered, newest first, then the remote; errors ignored."""
+        while self._closers:
+            with contextlib.suppress(Exception):
+                self._closers.pop()()
+        self.remote.close()
 
     def state(self, kind: type[T]) -> T:
         """This host's instance of a typed state, made with ``kind()`` on first use: what one
