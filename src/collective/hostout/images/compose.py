@@ -30,8 +30,7 @@ HEADER = """\
 # Written by collective.hostout (bin/hostout {parts} compose) from the host parts of
 # {directory}; written again each time: put your own additions in
 # docker-compose.override.yml. Build the images first: bin/hostout {parts} docker
-#   podman-compose up -d        (or: docker compose up -d)
-"""
+#   podman-compose up -d        (or: docker compose up -d)"""
 
 
 @dataclass(frozen=True)
@@ -128,15 +127,12 @@ class ComposeFile:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.services: dict[str, Service] = {}
-        self.named: list[str] = []
         self._lock = threading.Lock()
 
-    def add(self, part: str, found: Mapping[str, Service], directory: Path) -> None:
+    def add(self, found: Mapping[str, Service], directory: Path) -> None:
         with self._lock:
             self.services.update(found)
-            if part not in self.named:
-                self.named.append(part)
-            text = render(self.services, parts=" ".join(sorted(self.named)),
+            text = render(self.services, parts=" ".join(sorted(self.services)),
                           directory=str(directory))
             write_atomically(self.path, text)
 
@@ -148,7 +144,7 @@ def compose(c: Context, file: str = "docker-compose.yml") -> Path:
         path = c.settings.buildout_directory / path
     found = services(c)
     gathered = c.shared.once(("compose", str(path)), lambda: ComposeFile(path))
-    gathered.add(c.name, found, c.settings.buildout_directory)
+    gathered.add(found, c.settings.buildout_directory)
     others = sorted(set(found) - {c.name})
     c.report(f"{path.name}: service {c.name} ({found[c.name].image})"
              + (f", and {', '.join(others)} it links to" if others else ""))
