@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 import hosts
+from collective.hostout import testing
 from collective.hostout.testing.podman import containers_conf
 from hosts import HostFactory, TestHost
 
@@ -91,3 +93,46 @@ def internal_network(host_image: str) -> Iterator[str]:
     yield INTERNAL_NETWORK
     # Fails, harmlessly, while a concurrent session still has hosts on it.
     hosts.podman("network", "rm", INTERNAL_NETWORK, check=False)
+
+
+@pytest.fixture(scope="session")
+def base_image() -> str:
+    """The bare Debian base image (no sshd) image builds start from, built if missing."""
+    problem = hosts.capability_problem()
+    if problem is not None:
+        _unavailable(problem)
+    testing.ensure_base_image()
+    conf = containers_conf(testing.BASE_IMAGE)
+    if conf is not None:
+        os.environ.setdefault("CONTAINERS_CONF", str(conf))
+    return testing.BASE_IMAGE
+
+
+@pytest.fixture(scope="session")
+def docker_service(base_image: str,
+                   tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Podman's Docker-compatible service on a socket of its own, for the session; its
+    address is DOCKER_HOST while the session runs (so bin/hostout finds it)."""
+    socket = tmp_path_factory.mktemp("podman") / "podman.sock"
+    address = f"unix://{socket}"
+    log = (socket.parent / "service.log").open("w")
+    service = subprocess.Popen(["podman", "system", "service", "--time=0", address],
+                               stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+    try:
+        deadline = time.monotonic() + 30
+        while not socket.exists():
+            if service.poll() is not None or time.monotonic() > deadline:
+                _unavailable("podman system service did not start: "
+                             + (socket.parent / "service.log").read_text()[-500:])
+            time.sleep(0.1)
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("DOCKER_HOST", address)
+            yield address
+    finally:
+        service.terminate()
+        try:
+            service.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            service.kill()
+            service.wait()
+        log.close()
