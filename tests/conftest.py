@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -109,30 +108,13 @@ def base_image() -> str:
 
 
 @pytest.fixture(scope="session")
-def docker_service(base_image: str,
-                   tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def docker_service(base_image: str) -> Iterator[str]:
     """Podman's Docker-compatible service on a socket of its own, for the session; its
     address is DOCKER_HOST while the session runs (so bin/hostout finds it)."""
-    socket = tmp_path_factory.mktemp("podman") / "podman.sock"
-    address = f"unix://{socket}"
-    log = (socket.parent / "service.log").open("w")
-    service = subprocess.Popen(["podman", "system", "service", "--time=0", address],
-                               stdin=subprocess.DEVNULL, stdout=log, stderr=log)
     try:
-        deadline = time.monotonic() + 30
-        while not socket.exists():
-            if service.poll() is not None or time.monotonic() > deadline:
-                _unavailable("podman system service did not start: "
-                             + (socket.parent / "service.log").read_text()[-500:])
-            time.sleep(0.1)
-        with pytest.MonkeyPatch.context() as patch:
+        with testing.podman_service(image=base_image) as address, \
+                pytest.MonkeyPatch.context() as patch:
             patch.setenv("DOCKER_HOST", address)
             yield address
-    finally:
-        service.terminate()
-        try:
-            service.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            service.kill()
-            service.wait()
-        log.close()
+    except testing.TestHostError as err:
+        _unavailable(str(err))

@@ -255,7 +255,9 @@ class Engine:
 
     def commit(self, container: str, *, changes: Sequence[str] = ()) -> Image:
         with _service_errors(self.host, "commit a layer"):
-            result = self._client.api.commit(container, changes=list(changes))
+            # no pause: nothing runs in a build container between steps, and pausing needs
+            # the cgroup freezer, which some machines' runtimes fail to use
+            result = self._client.api.commit(container, changes=list(changes), pause=False)
             image_id = result["Id"] if isinstance(result, dict) else str(result)
             return _image(self._client.images.get(image_id))
 

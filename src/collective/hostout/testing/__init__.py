@@ -18,7 +18,9 @@ From Python (a test suite, say)::
         host.remove()
 
 ``ensure_base_image()`` makes :data:`BASE_IMAGE`, a bare Debian base image (no sshd) for
-``hostout docker`` where no registry can be reached (``docker-image = localhost/...``).
+``hostout docker`` where no registry can be reached (``docker-image = localhost/...``), and
+``podman_service()`` runs Podman's Docker-compatible service for a block (its address is
+what ``DOCKER_HOST`` takes).
 
 Nothing here imports Fabric or paramiko: the hosts are reached the way users reach theirs.
 """
@@ -44,6 +46,7 @@ from .image import (
     mirror_host,
 )
 from .podman import PodmanError, TestHostError, podman
+from .service import podman_service
 
 __all__ = [
     "BASE_IMAGE",
@@ -59,6 +62,7 @@ __all__ = [
     "ensure_image",
     "mirror_host",
     "podman",
+    "podman_service",
     "start_host",
     "start_hosts",
     "start_named_host",
