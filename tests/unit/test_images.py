@@ -102,6 +102,9 @@ class FakeStore:
         self.images: dict[str, Image] = {}
         self.tags: list[str] = []
 
+    def image(self, ref: str) -> Image | None:
+        return Image("base-id") if ref == "debian:bookworm-slim" else None
+
     def require_image(self, ref: str) -> Image:
         if ref != "debian:bookworm-slim":
             raise ImageError(f"base image {ref} is not there")

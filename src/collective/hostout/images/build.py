@@ -53,6 +53,8 @@ class BuildHost(Remote, Protocol):
 class ImageStore(Protocol):
     """The container service, as the build uses it."""
 
+    def image(self, ref: str) -> Image | None: ...
+
     def require_image(self, ref: str) -> Image: ...
 
     def find(self, labels: Mapping[str, str]) -> Image | None: ...
@@ -119,6 +121,8 @@ class ImageBuild:
         for gone in self.store.remove_stale():
             c.out.info(f"removed build container {gone} of a build that was killed",
                        host=c.name)
+        if self.store.image(s.image.base) is None:
+            c.report(f"pulling the base image {s.image.base}")
         base = self.store.require_image(s.image.base)
         plan = layers_.plan(self.ctx, base.id, s.post_commands, self._config_text())
         start, below = 0, base.id
