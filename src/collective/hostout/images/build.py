@@ -19,6 +19,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from pathlib import PurePosixPath
 from typing import Protocol
 
 from ..commands.context import Context
@@ -139,12 +140,18 @@ class ImageBuild:
         for index in range(start, len(plan)):
             layer = plan[index]
             last_good = plan[index - 1].step if index else f"base image {s.image.base}"
-            final = self.c.shared.once(
-                ("docker-layer", layer.key),
-                lambda layer=layer, below=below, last_good=last_good:
-                    self._layer(layer, below, last_good))
+            made: list[str] = []
+
+            def make(layer: layers_.Layer = layer, below: str = below,
+                     last_good: str = last_good, made: list[str] = made) -> Image:
+                made.append(layer.step)
+                return self._layer(layer, below, last_good)
+
+            # a layer another part of this invocation builds (the same users and Python)
+            # is built once, and waited for
+            final = self.c.shared.once(("docker-layer", layer.key), make)
             below = final.id
-            built.built.append(layer.step)
+            (built.built if made else built.reused).append(layer.step)
         if final is None:
             final = self.store.find({LAYER: plan[-1].key})
             if final is None:  # removed since we looked
@@ -158,6 +165,9 @@ class ImageBuild:
         if built.built:
             c.report(f"built {name}:{built.release} (and latest) in {seconds:.1f} s: "
                      f"{len(built.built)} of {len(plan)} layers built")
+        elif final is not None:  # its new layers were all built by another part's build
+            c.report(f"built {name}:{built.release} (and latest) in {seconds:.1f} s: "
+                     "its layers were built for another part")
         else:
             c.report(f"{name}:{built.release} is up to date (every layer reused; tagged "
                      "latest)")
@@ -207,11 +217,11 @@ class ImageBuild:
             return image_changes(s.post_commands, s.layout, s.image.ports, labels)
         return layer_changes(labels)
 
-    def _put_text(self, text: str, target: object, *, mode: int) -> None:
+    def _put_text(self, text: str, target: PurePosixPath, *, mode: int) -> None:
         work = self.c.facts.work_dir(self.c.name)
         local = work / "hostout-start"
         local.write_text(text)
-        self.ctx.remote.put(local, str(target), mode=mode)
+        self.ctx.remote.put(local, target, mode=mode)
 
 
 def docker(c: Context, *, store: ImageStore | None = None,

@@ -212,12 +212,11 @@ class Engine:
     def build_name(self, part: str) -> str:
         return f"{BUILD_PREFIX}.{_machine()}.{os.getpid()}.{part}.{uuid.uuid4().hex[:6]}"
 
-    def create(self, image: str, name: str, *, labels: Mapping[str, str] | None = None) -> str:
+    def create(self, image: str, name: str) -> str:
         """Create and start a container of ``image`` that stays up (for steps to run in)."""
         with _service_errors(self.host, f"start a container of {image}"):
             container = self._client.containers.create(
-                image, entrypoint=KEEP_ALIVE, command=[], name=name, labels=dict(labels or {}),
-                detach=True)
+                image, entrypoint=KEEP_ALIVE, command=[], name=name, detach=True)
             try:
                 container.start()
             except BaseException:
@@ -431,7 +430,7 @@ class ContainerRemote:
                 with local.open("rb") as fh:
                     tar.addfile(info, fh)
             spool.seek(0)
-            self.engine.put_archive(container, str(target.parent), spool.read())
+            self.engine.put_archive(container, str(target.parent), spool)
         moved = self.execute(RemoteCommand(join(["mv", "-f", str(target.parent / tmp),
                                                  str(target)]), account=account),
                              warn=True, hide=True, echo=False)
