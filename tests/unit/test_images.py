@@ -5,6 +5,7 @@ compose file. The same build runs against Podman in tests/test_docker.py."""
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import subprocess
@@ -232,10 +233,31 @@ def test_unchanged_inputs_reuse_every_layer(tmp_path: Path):
     first = bare_container(store)
     built = run_build(make(tmp_path, first), first)
     again = FakeBuildHost("app", store=store)
-    second = run_build(make(tmp_path, again), again)
+    c = make(tmp_path, again)
+    c.out = Output(stream=io.StringIO())
+    second = run_build(c, again)
     assert again.started == [] and again.calls == []
     assert (second.image, second.release) == (built.image, built.release)
     assert second.built == [] and second.reused == list(layers.STEPS)
+    assert c.out.stream.getvalue() == (  # type: ignore[attr-defined]  (outside a command:
+        f"[app] hostout/app:{built.release} is up to date (every layer reused; "  # no name)
+        "tagged latest)\n")
+
+
+def test_layers_two_parts_share_are_built_once(tmp_path: Path):
+    store, shared = FakeStore(), Shared()
+    one, two = bare_container(store), FakeBuildHost("app", store=store)
+    two.respond(r"^test -d ", exited=1)
+    two.respond(PROBE, stdout="linux-x86_64 3.11\n")  # Python came with the shared layer
+    first = make(tmp_path, one)
+    second = make(tmp_path, two, path="/var/buildout/app2")  # another part's own path
+    first.shared = second.shared = shared
+    second.out = Output(stream=io.StringIO())
+    run_build(first, one)
+    built = run_build(second, two)
+    assert built.reused == ["bootstrap_users", "bootstrap_python"]  # made by the first
+    assert built.built == list(layers.STEPS[2:])
+    assert not two.ran("useradd|apt-get")
 
 
 def test_a_code_change_redoes_only_upload_and_build(tmp_path: Path):

@@ -165,7 +165,7 @@ class ImageBuild:
         if built.built:
             c.report(f"built {name}:{built.release} (and latest) in {seconds:.1f} s: "
                      f"{len(built.built)} of {len(plan)} layers built")
-        elif final is not None:  # its new layers were all built by another part's build
+        elif start < len(plan):  # its new layers were all built by another part's build
             c.report(f"built {name}:{built.release} (and latest) in {seconds:.1f} s: "
                      "its layers were built for another part")
         else:
