@@ -22,7 +22,7 @@ LAYERS = [
     {"commands"},
     {"steps"},
     {"images"},
-    {"builtin", "api"},
+    {"builtin", "api", "legacy", "contrib", "hostout"},
     {"plugins"},
     {"runner"},
     {"cli", "recipe", "testing"},

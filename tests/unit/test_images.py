@@ -21,7 +21,7 @@ from collective.hostout.commands.context import Context
 from collective.hostout.commands.discovery import registry_for
 from collective.hostout.config.facts import BuildoutFacts
 from collective.hostout.config.images import Port, image_settings
-from collective.hostout.config.settings import Layout, build_settings
+from collective.hostout.config.settings import HostSettings, Layout, build_settings
 from collective.hostout.errors import ConfigError, ImageError
 from collective.hostout.images import build, compose, layers, startup
 from collective.hostout.output import QUIET, Output
@@ -355,10 +355,26 @@ def peers(tmp_path: Path, **parts: Mapping[str, str]):
     return settings
 
 
+class Peers:
+    """The hosts of an invocation, as a Context sees them (the runner's Invocation)."""
+
+    def __init__(self, tmp_path: Path, settings: Mapping[str, HostSettings],
+                 shared: Shared) -> None:
+        self.tmp_path, self.settings, self.shared = tmp_path, settings, shared
+
+    @property
+    def host_names(self) -> list[str]:
+        return sorted(self.settings)
+
+    def context(self, host: str) -> Context:
+        return Context(self.settings[host], RecordingRemote(host),
+                       registry_for(self.settings[host]), Output(verbosity=QUIET),
+                       BuildoutFacts.of_directory(self.tmp_path), shared=self.shared,
+                       peers=self)
+
+
 def compose_context(tmp_path: Path, name: str, settings, shared: Shared) -> Context:
-    return Context(settings[name], RecordingRemote(name), registry_for(settings[name]),
-                   Output(verbosity=QUIET), BuildoutFacts.of_directory(tmp_path),
-                   shared=shared, peers=settings.__getitem__)
+    return Peers(tmp_path, settings, shared).context(name)
 
 
 def test_compose_writes_a_service_per_part_with_links_as_variables(tmp_path: Path):
@@ -389,12 +405,7 @@ def test_compose_writes_a_service_per_part_with_links_as_variables(tmp_path: Pat
 
 def test_compose_refuses_a_link_to_no_part(tmp_path: Path):
     settings = peers(tmp_path, app={"docker-links": "nosuch"})
-
-    def peer(name: str):
-        raise KeyError(name)
-
-    c = Context(settings["app"], RecordingRemote("app"), registry_for(settings["app"]),
-                Output(verbosity=QUIET), BuildoutFacts.of_directory(tmp_path), peers=peer)
+    c = compose_context(tmp_path, "app", settings, Shared())
     with pytest.raises(ConfigError, match="nosuch is not a host part"):
         compose.compose(c)
     assert not (tmp_path / "docker-compose.yml").exists()

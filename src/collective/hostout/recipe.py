@@ -23,7 +23,7 @@ from .config.facts import BuildoutFacts
 from .config.optionsfile import RELATIVE_LOCATION, OptionsFile, digests
 from .config.settings import MERGED_OPTIONS, build_settings, lines, words
 from .errors import HostoutError
-from .packaging import versions
+from .packaging import downloads, versions
 
 log = logging.getLogger("collective.hostout")
 
@@ -50,6 +50,17 @@ def _config_sources(buildout: Any) -> set[str]:
                 if source and Path(source).is_file():
                     found.add(str(Path(source).resolve()))
     return found
+
+
+def _has_recipe(egg: str, entry: str) -> bool:
+    """Whether the installed plugin egg declares the ``zc.buildout`` entry point ``entry``."""
+    import pkg_resources
+
+    try:
+        dist = pkg_resources.get_distribution(egg)
+    except pkg_resources.DistributionNotFound:
+        return False
+    return dist.get_entry_info("zc.buildout", entry) is not None
 
 
 class Recipe:
@@ -84,6 +95,8 @@ class Recipe:
         if not registry:  # once per buildout run: record versions when buildout is done
             atexit.register(self._record_versions)
         registry[name] = self
+        # what recipes and extends download, so a deploy can fetch or ship it
+        downloads.watch(buildout).add_config(self.directory / settings.buildout_cfg)
         self.versionsfile = settings.versionsfile
 
     # -- hostout's extends: another part, or a plugin egg --------------------------------
@@ -116,8 +129,16 @@ class Recipe:
         egg, _, entry = spec.partition(":")
         try:
             recipe_class = _install_and_load(egg, "zc.buildout", entry or "default", self.buildout)
-        except ImportError:  # an egg with fabfiles only, no recipe of its own
-            recipe_class = None
+        except ImportError as err:
+            if _has_recipe(egg, entry or "default"):  # it is there and failed: say so
+                raise HostoutError(
+                    f"extends = {spec}: the plugin's recipe failed to import "
+                    f"({type(err).__name__}: {err}); its option defaults would be lost",
+                    host=self.name, cause=err) from err
+            if entry:
+                raise HostoutError(f"extends = {spec}: {egg} has no zc.buildout entry point "
+                                   f"{entry!r}", host=self.name, cause=err) from err
+            recipe_class = None  # an egg with fabfiles only, no recipe of its own
         except Exception as err:
             raise HostoutError(
                 f"extends = {spec}: not a part of this buildout, and the egg could not be "
@@ -211,12 +232,17 @@ class Recipe:
         )
 
     def _script(self, plugins: list[str]) -> list[str]:
-        import zc.recipe.egg
+        """bin/hostout, made by zc.recipe.egg's scripts recipe as buildout loads any recipe:
+        at the version the buildout pins, from its eggs or index. hostout does not depend on
+        zc.recipe.egg itself, so a copy in the environment of buildout cannot clash with a
+        buildout pinning another version (Zope pins zc.recipe.egg = 4.0.0)."""
+        from zc.buildout.buildout import _install_and_load
 
+        scripts = _install_and_load("zc.recipe.egg", "zc.buildout", "scripts", self.buildout)
         options = {
             "eggs": "\n".join([SCRIPT_EGG, *plugins]),
             "scripts": "hostout",
             "arguments": f"sys.argv[1:], options_file={str(self.location)!r}",
         }
-        return list(zc.recipe.egg.Scripts(self.buildout, self.name, options).install())
+        return list(scripts(self.buildout, self.name, options).install())
 

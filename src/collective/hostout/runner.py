@@ -107,7 +107,8 @@ class Invocation:
                                     settings.buildout_group)
                 ctx = Context(settings, self._remote_factory(settings), registry_for(settings),
                               self.out, self.options.facts, packager=self._packager,
-                              shared=self._shared, peers=self.settings)
+                              shared=self._shared, remote_factory=self._remote_factory,
+                              peers=self)
                 self._contexts[host] = ctx
         return ctx
 
@@ -128,6 +129,7 @@ class Invocation:
         ctx = self.context(host)
         outcome = HostOutcome(host, plan.commands)
         start = time.monotonic()
+        ctx.lock.acquire()  # another host's command may call this host's (hostouts)
         try:
             for index, name in enumerate(plan.commands):
                 if stop is not None and stop.is_set():
@@ -147,6 +149,7 @@ class Invocation:
                 self.out.command_ended(host, name, seconds=time.monotonic() - began)
                 outcome.completed.append(name)
         finally:
+            ctx.lock.release()
             outcome.seconds = time.monotonic() - start
             outcome.warnings = list(ctx.warnings)
         return outcome

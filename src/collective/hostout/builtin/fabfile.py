@@ -15,6 +15,7 @@ from ..shell import RemoteCommand
 from ..steps import accounts as _accounts
 from ..steps import bootstrap as _bootstrap
 from ..steps import build as _build
+from ..steps import hostos as _hostos
 from ..steps import shipping as _shipping
 
 
@@ -74,18 +75,29 @@ def bootstrap(c: Context) -> None:
 @command(quiet=True)
 def bootstrap_users(c: Context) -> None:
     """create buildout and the effective user and allow hostout access"""
+    if _hostos.dispatch(c, "bootstrap_users"):  # a plugin's bootstrap_users_<hostos>
+        return
     _accounts.bootstrap_users(c)
 
 
 @command(quiet=True)
 def bootstrap_python(c: Context) -> None:
     """Install the python-version this buildout needs with the OS's package manager"""
+    # a plugin's bootstrap_python_<hostos>, as in hostout 1 when the Python is missing
+    chosen = _hostos.dispatch(c, "bootstrap_python",
+                              needed=lambda: _hostos.remote_target(c) is None)
+    if chosen:
+        _hostos.require_python(c, chosen)
+        _bootstrap.install_missing_packages(c)
+        return
     _bootstrap.bootstrap_python(c)
 
 
 @command(quiet=True)
 def bootstrap_buildout(c: Context) -> None:
     """Make path a venv with zc.buildout and setuptools pinned as the local buildout's"""
+    if _hostos.dispatch(c, "bootstrap_buildout"):  # a plugin's bootstrap_buildout_<hostos>
+        return
     _bootstrap.bootstrap_buildout(c)
 
 

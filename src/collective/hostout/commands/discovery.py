@@ -21,11 +21,14 @@ from .registry import Command, Registry, commands_of
 
 BUILTIN_ORIGIN = "collective.hostout"
 BUILTIN_MODULE = "collective.hostout.builtin.fabfile"
+#: Built-in modules, in order: deploy's commands, then those hostout 1 also had.
+BUILTIN_MODULES = (BUILTIN_MODULE, "collective.hostout.builtin.legacy")
 
 
 @cache
 def _builtin() -> tuple[Command, ...]:
-    return tuple(commands_of(importlib.import_module(BUILTIN_MODULE), BUILTIN_ORIGIN))
+    return tuple(cmd for module in BUILTIN_MODULES
+                 for cmd in commands_of(importlib.import_module(module), BUILTIN_ORIGIN))
 
 
 @cache

@@ -22,18 +22,20 @@ def config_chain(start: Path) -> list[Path]:
     """``start`` and every file its ``[buildout] extends`` names, recursively, each once.
 
     Parsed with zc.buildout's own parser, which has no side effects (it reads one file).
-    URLs are left to the server's buildout to fetch.
+    URLs are not files here: see :func:`extends_urls` (packaging.downloads records them).
     """
     return list(parsed_chain(start))
 
 
 def parse(path: Path) -> dict[str, dict[str, str]]:
     """One buildout file's sections, as zc.buildout reads them (no extends, no effects)."""
+    from zc.buildout.buildout import _default_globals
     from zc.buildout.configparser import parse as buildout_parse
 
     try:
         with path.open(encoding="utf-8") as fp:
-            return buildout_parse(fp, str(path))
+            # conditional sections ([versions:python311]) are evaluated as buildout does
+            return buildout_parse(fp, str(path), _default_globals)
     except Exception as err:
         reason = " ".join(str(err).split())
         raise ConfigError(f"cannot parse {path.name}: {reason}", cause=err) from err
@@ -68,6 +70,12 @@ def parsed_chain(start: Path) -> dict[Path, dict[str, dict[str, str]]]:
 
     visit(start, None)
     return seen
+
+
+def extends_urls(path: Path) -> list[str]:
+    """The URLs that ``path``'s own ``[buildout] extends`` names (buildout fetches them)."""
+    extends = parse(path).get("buildout", {}).get("extends", "")
+    return [item for item in extends.split() if _is_url(item)]
 
 
 def include_files(include: Iterable[str], base: Path) -> list[Path]:

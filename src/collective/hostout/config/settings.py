@@ -23,6 +23,40 @@ MERGED_OPTIONS = ("fabfiles", "pre-commands", "post-commands")
 
 HOST_KEY_POLICIES = ("accept-new", "yes")
 
+#: The options hostout itself reads (:func:`build_settings`, the recipe's ``extends``):
+#: validated by bin/buildout, fixed for an invocation. Commands may set other options for
+#: later commands (``Context.set_option``), never these.
+OWN_OPTIONS = frozenset({
+    "recipe", "extends", "host", "port", "user", "password", "identity-file", "key", "path",
+    "buildout", "buildout-user", "effective-user", "buildout-group", "python-version",
+    "hostos", "pre-commands", "post-commands", "sudo-parts", "parts", "include",
+    "buildout-cache", "system-packages", "fabfiles", "versionsfile", "host-key-checking",
+    "known-hosts", "ssh-config", "connect-timeout",
+    "docker-image", "docker-name", "docker-ports", "docker-environment", "docker-links",
+})
+
+
+#: hostout 1 options hostout 2 gives no meaning, and what replaces each: set, they fail
+#: bin/buildout in one line rather than being ignored.
+HOSTOUT1_OPTIONS = {
+    "buildout-password": "the buildout user logs in with the key of identity-file, which "
+                         "bootstrap_users authorises; remove buildout-password",
+    "no-sudo": "bootstrap and setowners need the login user's sudo; bootstrap the server "
+               "once with a sudo-capable user, then deploys run as buildout-user",
+    "force-python-compile": "Python comes from the OS's packages (python-version, "
+                            "hostos, system-packages); remove it",
+    "system-python-use-not": "Python comes from the OS's packages (python-version, "
+                             "hostos, system-packages); remove it",
+    "python-path": "path/bin/python is a venv of the OS's pythonX.Y; remove it",
+    "python-prefix": "path/bin/python is a venv of the OS's pythonX.Y; remove it",
+    "shell": "remote commands run in the login user's shell; remove it",
+}
+
+
+def own_option(name: str) -> bool:
+    """Whether ``name`` (dashed, or hostout 1's underscore spelling) is one of hostout's."""
+    return name.replace("_", "-") in OWN_OPTIONS
+
 _PYTHON_VERSION = re.compile(r"^(?P<major>\d+)\.(?P<minor>\d{1,2})(\.\d+)?$")
 
 #: A path on the server hostout puts in commands: absolute, no shell or glob characters.
@@ -257,6 +291,10 @@ def build_settings(
     """Validate one host part's resolved options into :class:`HostSettings`."""
     if not re.fullmatch(r"[\w.\-]+", name):
         raise ConfigError(f"part name {name!r} is not usable as a host name")
+    for key, why in HOSTOUT1_OPTIONS.items():
+        if _get(options, key) is not None:
+            raise ConfigError(f"option {key} is hostout 1's and has no meaning in hostout 2: "
+                              f"{why}", host=name)
 
     hostname, port = parse_hoststring(_get(options, "host") or name, part=name)
     if (explicit_port := _get(options, "port")) is not None:

@@ -103,6 +103,20 @@ def release_id(now: datetime | None = None) -> str:
     return (now or datetime.now(UTC)).strftime("%Y%m%d-%H%M%S")
 
 
+class _Peers:
+    """The build context's peers: those of the part's own context."""
+
+    def __init__(self, c: Context) -> None:
+        self._c = c
+
+    @property
+    def host_names(self) -> list[str]:
+        return self._c.peer_names
+
+    def context(self, host: str) -> Context:
+        return self._c.peer(host)
+
+
 class ImageBuild:
     """One part's image build (``run()``), on a service and a build host."""
 
@@ -113,7 +127,7 @@ class ImageBuild:
         # the build's own context: the same commands, options and state for every layer,
         # its host a container; post-commands are the image's command, not part of its build
         self.ctx = Context(replace(c.settings, post_commands=()), host, c.registry, c.out,
-                           c.facts, packager=c.packager, shared=c.shared, peers=c.peer)
+                           c.facts, packager=c.packager, shared=c.shared, peers=_Peers(c))
 
     def run(self) -> Built:
         c, s = self.c, self.c.settings

@@ -91,7 +91,7 @@ def services(c: Context) -> dict[str, Service]:
         for link in settings.image.links:
             if link.part not in known:
                 try:
-                    known[link.part] = c.peer(link.part)
+                    known[link.part] = c.peer(link.part).settings
                 except Exception as err:
                     raise ConfigError(f"docker-links of {settings.name}: {link.part} is not a "
                                       "host part of this buildout", host=c.name) from err
