@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import PurePosixPath
 from typing import Protocol
@@ -31,7 +31,7 @@ from ..shell import RemoteCommand
 from ..steps import build as build_step
 from ..steps.accounts import accounts
 from . import layers as layers_
-from .startup import START_SCRIPT, image_changes, layer_changes, start_script
+from .startup import START_SCRIPT, image_changes, in_image, layer_changes, start_script
 
 #: Labels hostout puts on the layers and images it makes.
 LAYER = "io.hostout.layer"  # the layer's key
@@ -126,7 +126,7 @@ class ImageBuild:
         self.host = host
         # the build's own context: the same commands, options and state for every layer,
         # its host a container; post-commands are the image's command, not part of its build
-        self.ctx = Context(replace(c.settings, post_commands=()), host, c.registry, c.out,
+        self.ctx = Context(in_image(c.settings), host, c.registry, c.out,
                            c.facts, packager=c.packager, shared=c.shared, peers=_Peers(c))
 
     def run(self) -> Built:
@@ -188,7 +188,7 @@ class ImageBuild:
         return built
 
     def _config_text(self) -> str:
-        s = self.c.settings
+        s = self.ctx.settings
         return repr((s.image.ports, s.layout.var, START_SCRIPT))
 
     def _labels(self, layer: layers_.Layer) -> dict[str, str]:
@@ -216,7 +216,7 @@ class ImageBuild:
 
     def _finish(self, layer: layers_.Layer) -> list[str]:
         """What a layer adds after its commands, and its commit's changes."""
-        ctx, s = self.ctx, self.c.settings
+        ctx, s = self.ctx, self.ctx.settings
         labels = self._labels(layer)
         if layer.step == "bootstrap_python":  # apt's lists: not worth a layer's space
             ctx.remote.execute(RemoteCommand("rm -rf /var/lib/apt/lists/*", sudo=True),
@@ -228,7 +228,8 @@ class ImageBuild:
             self._put_text(start_script(self.c.name, a, s.layout), START_SCRIPT, mode=0o755)
             develop = " ".join(f"{r.name}=={r.version}" for r in ctx.packager.releases())
             labels.update({PART: self.c.name, RELEASE: release_id(), DEVELOP: develop})
-            return image_changes(s.post_commands, s.layout, s.image.ports, labels)
+            return image_changes(self.c.settings.post_commands, s.layout, s.image.ports,
+                                 labels)
         return layer_changes(labels)
 
     def _put_text(self, text: str, target: PurePosixPath, *, mode: int) -> None:

@@ -25,6 +25,7 @@ from ..commands.context import Context
 from ..config.settings import HostSettings
 from ..errors import ConfigError
 from ..files import write_atomically
+from .startup import in_image
 
 HEADER = """\
 # Written by collective.hostout (bin/hostout {parts} compose) from the host parts of
@@ -74,7 +75,7 @@ def service(settings: HostSettings, peer: Mapping[str, HostSettings]) -> Service
         ports=tuple(p.compose() for p in spec.ports),
         environment=tuple(environment.items()),
         volume=f"{settings.name}-var",
-        var=str(settings.layout.var),
+        var=str(in_image(settings).layout.var),
         depends_on=tuple(dict.fromkeys(link.part for link in spec.links)),
     )
 
