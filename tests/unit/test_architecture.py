@@ -1,5 +1,5 @@
 """The layers of ARCHITECTURE.md, checked: lower rooms never import higher ones, and only the
-SSH side imports Fabric or paramiko."""
+SSH side imports Fabric or paramiko, and only the container side imports docker."""
 
 from __future__ import annotations
 
@@ -21,12 +21,14 @@ LAYERS = [
     {"packaging"},
     {"commands"},
     {"steps"},
+    {"images"},
     {"builtin", "api", "legacy", "contrib", "hostout"},
     {"plugins"},
     {"runner"},
     {"cli", "recipe", "testing"},
 ]
 WIRE_LIBRARIES = ("fabric", "paramiko", "invoke")
+CONTAINER_LIBRARIES = ("docker",)
 
 
 def room(module: str) -> str:
@@ -89,6 +91,15 @@ def test_only_the_ssh_side_imports_fabric_or_paramiko(module: str):
         return
     for target, line in imports(module, ALL[module]):
         assert target.split(".")[0] not in WIRE_LIBRARIES, f"{module}:{line} imports {target}"
+
+
+@pytest.mark.parametrize("module", list(ALL))
+def test_only_the_container_side_imports_docker(module: str):
+    # bin/hostout works without the docker extra: only this module needs it
+    if module == f"{PACKAGE}.remote.container":
+        return
+    for target, line in imports(module, ALL[module]):
+        assert target.split(".")[0] not in CONTAINER_LIBRARIES, f"{module}:{line} imports {target}"
 
 
 def test_the_check_sees_relative_imports():

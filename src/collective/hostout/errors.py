@@ -110,3 +110,7 @@ class DistributionError(HostoutError):
 class DownloadError(HostoutError):
     """A file a recipe or ``extends`` downloads could be had neither by the server nor here,
     or only with other content than the local build got."""
+
+
+class ImageError(HostoutError):
+    """A container image could not be found, pulled, built or named (``docker``)."""

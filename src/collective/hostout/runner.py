@@ -204,7 +204,7 @@ class Invocation:
                     finally:
                         # Done with this host: hang up now, side by side with the others.
                         with contextlib.suppress(Exception):
-                            self.context(host).remote.close()
+                            self.context(host).close()
                 with contextlib.suppress(Exception):
                     self.out.host_finished(host, outcomes[host].status,
                                            outcomes[host].error_line,
@@ -230,4 +230,4 @@ class Invocation:
         with self._lock:
             contexts = list(self._contexts.values())
         for ctx in contexts:
-            ctx.remote.close()
+            ctx.close()

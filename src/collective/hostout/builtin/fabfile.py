@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from ..commands.context import Context
 from ..commands.registry import command
+from ..errors import ConfigError
+from ..images import compose as _compose
 from ..remote.base import Result
 from ..shell import RemoteCommand
 from ..steps import accounts as _accounts
@@ -129,3 +131,22 @@ def setowners(c: Context) -> None:
     a = _accounts.setowners(c)
     c.report(f"code {a.buildout_user}:{a.group}, read-only to the group; var/ "
              f"{a.effective_user}:{a.group}")
+
+
+@command(quiet=True)
+def docker(c: Context) -> str:
+    """Build this part's image (hostout/PART) with the deploy's steps, layer by layer"""
+    try:
+        from ..images import build as _images
+    except ImportError as err:
+        if err.name != "docker":
+            raise
+        raise ConfigError("the docker command needs the docker package: pip install "
+                          "'collective.hostout[docker]'", host=c.name) from None
+    return _images.docker(c).reference
+
+
+@command(quiet=True)
+def compose(c: Context, file: str = "docker-compose.yml") -> str:
+    """Write docker-compose.yml running these parts' images (podman-compose / docker compose)"""
+    return str(_compose.compose(c, file))

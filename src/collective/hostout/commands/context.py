@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import dataclasses
 import subprocess
@@ -91,6 +92,7 @@ class Context:
     ``facts`` what bin/buildout resolved about the local buildout, ``remote`` the host.
     ``packager`` releases develop packages and finds distributions once for all hosts;
     ``shared`` is for a plugin's own once-for-all work (``c.shared.once(key, make)``).
+    ``peers`` are the other hosts of the invocation (:meth:`peer`).
     """
 
     def __init__(self, settings: HostSettings, remote: Remote, registry: Registry,
@@ -100,6 +102,7 @@ class Context:
                  peers: Peers | None = None,
                  reload: Callable[[], tuple[HostSettings, Remote]] | None = None) -> None:
         self.settings = settings
+        self._closers: list[Callable[[], None]] = []
         self.facts = facts
         self.shared = shared or Shared()
         self.packager = packager or Packager(facts, self.shared)
@@ -209,6 +212,18 @@ class Context:
         settings, remote = self._reload()
         self.remote.close()
         self.settings, self.remote = settings, remote
+
+    def on_close(self, close: Callable[[], None]) -> None:
+        """Call ``close`` when the invocation hangs up on this host: after its commands, or
+        when it is interrupted (Ctrl-C), from another thread (a container to remove, say)."""
+        self._closers.append(close)
+
+    def close(self) -> None:
+        """What ``on_close`` registered, newest first, then the remote; errors ignored."""
+        while self._closers:
+            with contextlib.suppress(Exception):
+                self._closers.pop()()
+        self.remote.close()
 
     def state(self, kind: type[T]) -> T:
         """This host's instance of a typed state, made with ``kind()`` on first use: what one

@@ -16,6 +16,7 @@ from functools import cached_property
 from pathlib import Path, PurePosixPath
 
 from ..errors import ConfigError
+from .images import ImageSettings, image_settings
 
 #: Options whose values are lists (one item per line), merged when a part extends another.
 MERGED_OPTIONS = ("fabfiles", "pre-commands", "post-commands")
@@ -31,6 +32,7 @@ OWN_OPTIONS = frozenset({
     "hostos", "pre-commands", "post-commands", "sudo-parts", "parts", "include",
     "buildout-cache", "system-packages", "fabfiles", "versionsfile", "host-key-checking",
     "known-hosts", "ssh-config", "connect-timeout", "tunnel",
+    "docker-image", "docker-name", "docker-ports", "docker-environment", "docker-links",
 })
 
 
@@ -196,6 +198,7 @@ class HostSettings:
     ssh_config: Path | None
     connect_timeout: float
     buildout_directory: Path
+    image: ImageSettings  # the docker-* options (bin/hostout PART docker / compose)
     options: Mapping[str, str] = field(repr=False)
     tunnel: bool = False  # the server downloads through hostout's proxy, over SSH
 
@@ -409,6 +412,7 @@ def build_settings(
         ssh_config=local_path(_get(options, "ssh-config")),
         connect_timeout=timeout,
         buildout_directory=buildout_directory,
+        image=image_settings(name, options),
         options=dict(options),
         tunnel=boolean(_get(options, "tunnel"), "tunnel", name),
     )

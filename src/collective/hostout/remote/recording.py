@@ -61,6 +61,7 @@ class RecordingRemote:
     calls: list[Call] = field(default_factory=list)
     files: dict[str, bytes] = field(default_factory=dict)  # what was put, by remote path
     closed: bool = False
+    key_login: bool = True  # False: stands in for a container (no key for the buildout user)
     _answers: list[_Answer] = field(default_factory=list)
 
     @property

@@ -77,6 +77,8 @@ def _reachability_error(err: BaseException) -> bool:
 class SshRemote:
     """One host's SSH side for one invocation."""
 
+    key_login = True  # the buildout user logs in with its own key
+
     def __init__(self, settings: HostSettings, out: Output, passwords: Passwords,
                  known_hosts: hostkeys.KnownHosts | None = None) -> None:
         self.settings = settings
