@@ -64,6 +64,7 @@ class RemoteCommand:
     account: Account = Account.LOGIN
     env: tuple[tuple[str, str], ...] = ()  # exported for the script
     secrets: tuple[str, ...] = field(default=(), repr=False)
+    reads_only: bool = False  # changes nothing on the host: a plan may run it
 
     def __post_init__(self) -> None:
         for name, _ in self.env:
