@@ -65,6 +65,7 @@ class RemoteCommand:
     env: tuple[tuple[str, str], ...] = ()  # exported for the script
     secrets: tuple[str, ...] = field(default=(), repr=False)
     reads_only: bool = False  # changes nothing on the host: a plan may run it
+    label: str | None = None  # shown instead of a long script hostout wrote (``display``)
 
     def __post_init__(self) -> None:
         for name, _ in self.env:
@@ -92,4 +93,7 @@ class RemoteCommand:
         """What hostout prints for this command: the body, secrets masked."""
         who = f"sudo -u {self.sudo_user}" if self.sudo and self.sudo_user else "sudo"
         prefix = f"{who}: " if self.sudo else "run: "
-        return prefix + mask(self.body, self.secrets)
+        shown = self.body
+        if self.label is not None:
+            shown = f"cd {q(self.cwd)} && {self.label}" if self.cwd else self.label
+        return prefix + mask(shown, self.secrets)

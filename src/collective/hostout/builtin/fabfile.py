@@ -147,7 +147,7 @@ def rollback(c: Context, release: str | None = None) -> str:
         return _build.rollback(c, release)
 
 
-@command
+@command(quiet=True)
 def releases(c: Context, *args: str) -> list[dict[str, object]]:
     """List the releases on the server: id, when, who, develop versions (--json)"""
     as_json = _flags(c, "releases", args, ("--json",))[0]
@@ -180,7 +180,7 @@ def releases(c: Context, *args: str) -> list[dict[str, object]]:
     return rows
 
 
-@command
+@command(quiet=True)
 def history(c: Context, *args: str) -> list[dict[str, object]]:
     """Print the server's history of deploys, rollbacks and failures (-n N, --json)"""
     as_json, last = _flags(c, "history", args, ("--json", "-n"))
@@ -193,7 +193,7 @@ def history(c: Context, *args: str) -> list[dict[str, object]]:
     return [e.to_dict() for e in entries]
 
 
-@command
+@command(quiet=True)
 def unlock(c: Context) -> None:
     """Remove the server's deploy lock, whoever holds it"""
     record = _lock.unlock(c)
@@ -201,7 +201,7 @@ def unlock(c: Context) -> None:
                                    else "not locked")])
 
 
-@command
+@command(quiet=True)
 def plan(c: Context) -> dict[str, object]:
     """What deploy would do, changing nothing on the server (deploy --dry-run)"""
     found = _plan.make(c)

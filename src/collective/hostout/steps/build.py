@@ -113,7 +113,8 @@ def build_command(c: Context, cwd: str, *args: str) -> RemoteCommand:
     # umask 027: what the build writes is the group's to read and nobody else's
     script = f"{q(lay.buildout_script)} -c hostout.cfg {join(args)}".rstrip()
     return RemoteCommand(f"umask 027 && {tethered(script)}", cwd=cwd, env=BUILD_ENV,
-                         account=Account.BUILDOUT)
+                         account=Account.BUILDOUT,
+                         label=f"umask 027 && {script}  # stopped if the connection goes")
 
 
 def sudo_parts_command(c: Context, cwd: str) -> RemoteCommand | None:
@@ -280,9 +281,11 @@ def _roll_back_unhealthy(c: Context, rid: str, previous: str | None,
     held = lock.held(c)
     if held is not None:
         held.entry.result = "rolled back"
-        held.entry.note = f"rolled back to {previous}"
-    raise HealthCheckFailed(f"{problem}; rolled back to {previous} (release {rid} is kept, "
-                            "marked failed)", host=c.name)
+    again = health.wait(c)
+    back = ("" if again is None else f", which answers {again.answer}" if again.ok
+            else f", which fails the health check too: {again.answer}")
+    raise HealthCheckFailed(f"{problem}; rolled back to {previous}{back} (release {rid} is "
+                            "kept, marked failed)", host=c.name)
 
 
 def _pruned(c: Context, pruned: releases.Pruned) -> list[str]:

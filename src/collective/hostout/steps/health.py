@@ -10,7 +10,7 @@ exit status 0. What it answered last comes back for the report or the error.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..commands.context import Context
 from ..shell import Account, RemoteCommand, last_line, q
@@ -52,8 +52,10 @@ def command(c: Context) -> RemoteCommand | None:
         return None
     limit = f"{s.healthcheck_timeout:g}"
     if s.healthcheck_url is not None:
-        return RemoteCommand.argv([str(s.layout.python), "-c", URL_PY, s.healthcheck_url,
-                                   limit], account=Account.BUILDOUT, reads_only=True)
+        cmd = RemoteCommand.argv([str(s.layout.python), "-c", URL_PY, s.healthcheck_url,
+                                  limit], account=Account.BUILDOUT, reads_only=True)
+        return replace(cmd, label=f"fetch {s.healthcheck_url} every second until it answers "
+                                  f"2xx/3xx, for up to {limit} s")
     script = "\n".join([
         f"deadline=$(( $(date +%s) + {int(s.healthcheck_timeout + 0.999)} ))",
         "while :; do",
@@ -67,7 +69,9 @@ def command(c: Context) -> RemoteCommand | None:
         "done",
     ])
     # A command the user wrote may change things: a plan never runs it.
-    return RemoteCommand(script, cwd=str(s.path), account=Account.BUILDOUT)
+    return RemoteCommand(script, cwd=str(s.path), account=Account.BUILDOUT,
+                         label=f"{s.healthcheck}  # every second until it exits 0, for up "
+                               f"to {limit} s")
 
 
 def what(c: Context) -> str:

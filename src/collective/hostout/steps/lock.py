@@ -189,6 +189,15 @@ class HeldLock:
         self._thread.start()
 
     def _beat(self, interval: float) -> None:
+        while not self._stop.wait(interval):
+            try:
+                if not self.refresh():
+                    return
+            except Exception:  # the connection is in trouble: the main thread will see it
+                continue
+
+    def refresh(self) -> bool:
+        """Touch the lock if it is still ours; False (and ``lost`` set) if it is not."""
         state = q(self.c.settings.layout.state)
         script = "\n".join([
             _guard(state),
@@ -196,16 +205,12 @@ class HeldLock:
             f"{{ echo lost; cat lock 2>/dev/null; exit {HELD}; }}",
             "touch lock",
         ])
-        while not self._stop.wait(interval):
-            try:
-                res = self.c.remote.execute(self.command(script), warn=True, hide=True,
-                                            echo=False)
-            except Exception:  # the connection is in trouble: the main thread will see it
-                continue
-            if res.exited == HELD:
-                taker = LockRecord.parse(res.stdout.partition("lost")[2])
-                self.lost = taker.describe() if taker else "nobody (it was removed)"
-                return
+        res = self.c.remote.execute(self.command(script), warn=True, hide=True, echo=False)
+        if res.exited == HELD:
+            taker = LockRecord.parse(res.stdout.partition("lost")[2])
+            self.lost = taker.describe() if taker else "nobody (it was removed)"
+            return False
+        return True
 
     # -- what steps ask ------------------------------------------------------------------------
     def checkpoint(self) -> None:
@@ -219,8 +224,12 @@ class HeldLock:
 
     @contextmanager
     def critical(self) -> Iterator[None]:
-        """pre-commands .. switch .. post-commands: Ctrl-C waits for this to finish."""
+        """pre-commands .. switch .. post-commands: Ctrl-C waits for this to finish. Entered
+        only with the lock still ours (asked of the server, not only of the heartbeat)."""
         self.checkpoint()
+        if not self._critical:
+            self.refresh()
+            self.checkpoint()
         with self._mutex:
             self._critical += 1
             self.calm.clear()
@@ -249,6 +258,7 @@ class HeldLock:
         entry.seconds = round(time.time() - entry.started, 1)
         state = q(self.c.settings.layout.state)
         script = "\n".join([
+            "umask 007",
             _guard(state),
             history.append_line(entry),
             f"if [ \"$(sed -n 's/^token //p' lock 2>/dev/null)\" = {q(self.record.token)} ]; "
@@ -279,8 +289,7 @@ def acquire(c: Context, what: str) -> HeldLock:
             break
         holder = LockRecord.parse(result.stdout)
         left = deadline - time.monotonic()
-        if left <= 0:
-            _refused(c, what, holder, account, sudo)
+        if left <= 0:  # refused: nothing was written (not even history)
             raise LockHeld(_held_message(c, holder, wait), host=c.name)
         if not said:
             c.out.line(c.name, f"waiting up to {wait:g} s for the lock held by "
@@ -335,9 +344,12 @@ def _checked(c: Context, res: Result) -> Result:
 
 
 def _acquire_script(c: Context, record: LockRecord) -> str:
-    state = q(c.settings.layout.state)
+    state, path = q(c.settings.layout.state), q(c.settings.layout.path)
     return "\n".join([
-        f"umask 022; [ -d {state} ] || mkdir -p {state} 2>/dev/null || exit {CANNOT}",
+        # made here (as root, on a server whose buildout user cannot): it belongs to path's
+        # owner, the buildout user, as bootstrap would have made it
+        f"umask 022; [ -d {state} ] || {{ mkdir -p {state} 2>/dev/null || exit {CANNOT}; "
+        f"[ ! -e {path} ] || chown \"$(stat -L -c %u:%g {path})\" {state}; }}",
         f"[ -w {state} ] || exit {CANNOT}",
         "umask 007",
         _guard(state),
@@ -352,18 +364,6 @@ def _acquire_script(c: Context, record: LockRecord) -> str:
         _OWN,
         "exit 0",
     ])
-
-
-def _refused(c: Context, what: str, holder: LockRecord | None, account: Account,
-             sudo: bool) -> None:
-    """A refused run is history too (best effort: it never hides the refusal)."""
-    entry = HistoryEntry(what, c.name, result="refused",
-                         error=f"locked by {holder.describe()}" if holder else "locked")
-    entry.seconds = 0.0
-    script = f"cd {q(c.settings.layout.state)} && {history.append_line(entry)}"
-    with contextlib.suppress(HostoutError):
-        c.remote.execute(RemoteCommand(script, account=account, sudo=sudo), warn=True,
-                         hide=True, echo=False)
 
 
 # -- what commands use -------------------------------------------------------------------------

@@ -201,38 +201,45 @@ def _diff(c: Context, name: PurePosixPath, local: str, bootstrapped: bool) -> li
 
 
 def _commands(c: Context, p: DeployPlan, server: releases.ServerLayout) -> None:
+    """What the buildout command would run, in order: descriptions and the commands."""
     s, lay = c.settings, c.settings.layout
     pre = build.user_commands(c, s.pre_commands)
     post = build.user_commands(c, s.post_commands)
     check = health.command(c)
+
+    def run(*cmds: RemoteCommand | None) -> None:
+        for cmd in cmds:
+            if cmd is not None:
+                p.commands.append(cmd)
+                p.steps.append(cmd.display())
+
+    owners = "setowners (root): the code to buildout-user, var/ to effective-user"
     if not lay.releases:
         cwd = str(lay.path)
-        p.steps.append(f"pre-commands, then the build in {cwd}, then post-commands")
-        p.commands += [*pre, build.build_command(c, cwd)]
-        root = build.sudo_parts_command(c, cwd)
-        p.commands += ([root] if root else []) + post
+        run(*pre, build.build_command(c, cwd), build.sudo_parts_command(c, cwd))
+        if build.uses_sudo(c):
+            p.steps.append(owners)
+        run(*post)
     else:
         cwd = str(lay.release(NEW))
-        p.steps.append(f"make release {cwd} from {lay.inputs}; build it while "
-                       f"{server.current or 'nothing'} keeps serving")
-        p.commands.append(build.build_command(c, cwd))
-        root = build.sudo_parts_command(c, cwd)
-        if root:
-            p.commands.append(root)
+        p.steps.append(f"make release {cwd} from {lay.inputs}, var/ shared; build it while "
+                       f"{server.current or 'nothing'} keeps serving:")
+        run(build.build_command(c, cwd), build.sudo_parts_command(c, cwd))
+        if build.uses_sudo(c):
+            p.steps.append(owners)
         if server.current or server.kind == "inplace":
-            p.commands += pre
+            run(*pre)
         if server.kind == "inplace":
-            p.steps.append(f"switch: {lay.path} moves into {lay.releases_dir} and becomes a "
-                           f"symlink to {lay.current} -> releases/{NEW}")
-        p.commands.append(releases.switch_command(lay, NEW))
-        p.commands += post
+            p.steps.append(f"switch (root): {lay.current} -> releases/{NEW}; {lay.path} "
+                           f"moves into {lay.releases_dir} and becomes a symlink to it")
+        else:
+            run(releases.switch_command(lay, NEW))
+        run(*post)
         last = "99999999-999999"  # the new release: newer than any
         now = releases.ServerLayout("releases", last, (*server.releases,
                                                        releases.ReleaseInfo(last, built="")))
         p.prune = releases.prunable(now, s.keep_releases, (last,))
     if check is not None:
-        p.steps.append(f"health check {s.healthcheck} for up to {s.healthcheck_timeout:g} s"
-                       + (" (a failure switches back)" if lay.releases and server.current
-                          else ""))
-        p.commands.append(check)
-    p.steps += [cmd.display() for cmd in p.commands]
+        run(check)
+        if lay.releases and (server.current or server.kind == "inplace"):
+            p.steps.append("if it fails: pre-commands, switch back, post-commands")

@@ -19,6 +19,7 @@ Release ids are the UTC time the build started, ``20261207-101522`` (``-2``... i
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import re
@@ -31,7 +32,7 @@ from typing import Any
 
 from ..commands.context import Context
 from ..config.settings import Layout
-from ..errors import LayoutError, NotBootstrapped, RollbackError
+from ..errors import HostoutError, LayoutError, NotBootstrapped, RollbackError
 from ..shell import Account, RemoteCommand, q
 from .accounts import accounts
 from .history import machine, utc, who
@@ -231,17 +232,21 @@ def create(c: Context, meta: Mapping[str, Any]) -> str:
 
 
 def mark_failed(c: Context, release_id: str, why: str) -> None:
-    """Best effort: the release says why it is not one to switch to."""
+    """Best effort: the release says why it is not one to switch to (a connection that is
+    gone leaves it incomplete instead, which pruning treats the same)."""
     path = c.settings.layout.release(release_id) / FAILED
-    c.remote.execute(RemoteCommand(f"printf '%s\\n' {q(' '.join(why.split())[:300])} > "
-                                   f"{q(path)}", account=Account.BUILDOUT),
-                     warn=True, hide=True, echo=False)
+    with contextlib.suppress(HostoutError):
+        c.remote.execute(RemoteCommand(f"printf '%s\\n' {q(' '.join(why.split())[:300])} > "
+                                       f"{q(path)}", account=Account.BUILDOUT),
+                         warn=True, hide=True, echo=False)
 
 
 def switch_command(lay: Layout, release_id: str) -> RemoteCommand:
     """``current`` -> ``releases/ID``, atomically, as the buildout user."""
-    return RemoteCommand.argv([str(lay.python), "-c", SWITCH_PY, str(lay.home),
-                               f"releases/{release_id}"], account=Account.BUILDOUT)
+    cmd = RemoteCommand.argv([str(lay.python), "-c", SWITCH_PY, str(lay.home),
+                              f"releases/{release_id}"], account=Account.BUILDOUT)
+    return replace(cmd, label=f"ln -s releases/{release_id} {lay.home}/.current.PID && "
+                              f"rename it to {lay.current}  # atomic")
 
 
 def switch(c: Context, release_id: str) -> None:
@@ -392,8 +397,8 @@ def prune(c: Context, server: ServerLayout, protect: tuple[str | None, ...] = ()
     if not doomed:
         return Pruned()
     arg = json.dumps({rid: str(lay.release(rid)) for rid in doomed})
-    res = c.remote.execute(RemoteCommand.argv([str(lay.python), "-c", PRUNE_PY, arg],
-                                              account=Account.BUILDOUT),
+    cmd = RemoteCommand.argv([str(lay.python), "-c", PRUNE_PY, arg], account=Account.BUILDOUT)
+    res = c.remote.execute(replace(cmd, label=f"remove {', '.join(doomed)} unless in use"),
                            warn=True, hide=True, echo=False)
     found: dict[str, list[str]] = {"removed": [], "in-use": [], "failed": []}
     for line in res.stdout.splitlines():
