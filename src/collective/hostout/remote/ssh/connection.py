@@ -117,6 +117,12 @@ class SshRemote:
             account = Account.LOGIN
         with self._lock:
             conn = self._connections.get(account)
+            if conn is not None and not conn.is_connected:
+                # the connection dropped: open it again here, so that a failure is one of
+                # hostout's errors (Fabric would reconnect by itself, raising paramiko's)
+                conn.close()  # forgets its SFTP session too
+                del self._connections[account]
+                conn = None
             if conn is None:
                 conn = self._open(account)
                 self._connections[account] = conn
