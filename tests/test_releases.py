@@ -378,8 +378,9 @@ def test_prune_keeps_releases_in_use_and_rollback_after_prune(server: Server):
     previous = ok[0]
     # something still runs from the previous release: once it is no longer kept by count,
     # pruning leaves it alone
-    server.host.exec(f"su -s /bin/sh buildout -c 'cd {HOME}/releases/{previous} && "
-                     "exec sleep 300' >/dev/null 2>&1 &")
+    # (only its working directory says so: its command line names no release)
+    server.host.exec(f"(cd {HOME}/releases/{previous} && exec su -s /bin/sh buildout -c "
+                     "'exec sleep 300') >/dev/null 2>&1 </dev/null &")
     server.wait_for(lambda: "sleep 300" in server.exec("ps -eo args"))
     try:
         server.change_code()

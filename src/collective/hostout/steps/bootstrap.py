@@ -253,8 +253,9 @@ def drift(c: Context) -> Drift:
     ])
     try:
         res = c.remote.execute(RemoteCommand(script, account=Account.BUILDOUT,
-                                             reads_only=True), warn=True, hide=True,
-                               echo=False)
+                                             reads_only=True, label="look at the venv, its "
+                                             f"Python, system packages and {lay.path}"),
+                               warn=True, hide=True, echo=False)
     except NotBootstrapped:  # the buildout user cannot log in yet
         return Drift(False, None, (), None)
     found: dict[str, str] = {}

@@ -68,13 +68,15 @@ def built_already(c: Context) -> bool:
               f"echo \"built $(cat {q(where / MARKER)} 2>/dev/null)\"")
     res = c.remote.execute(RemoteCommand(script, account=Account.BUILDOUT, reads_only=True),
                            warn=True, hide=True, echo=False)
-    said = dict(line.partition(" ")[::2] for line in res.stdout.splitlines())
+    said: dict[str, str] = dict(line.partition(" ")[::2] for line in res.stdout.splitlines())
     same = res.ok and said.get("built", "").strip() == digest
     held = lock.held(c)
     if same and held is not None:
         current = said.get("current", "").strip()
         held.entry.release = held.entry.previous = current.rsplit("/", 1)[-1] or None
         held.entry.result = "unchanged"
+        held.entry.versions = releases.versions_digest(remote_pins(c))
+        held.entry.develop = {r.name: r.version for r in c.packager.releases()}
     return same
 
 

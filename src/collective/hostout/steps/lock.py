@@ -178,8 +178,8 @@ class HeldLock:
     def released(self) -> bool:
         return self._released
 
-    def command(self, script: str) -> RemoteCommand:
-        return RemoteCommand(script, account=self.account, sudo=self.sudo)
+    def command(self, script: str, label: str) -> RemoteCommand:
+        return RemoteCommand(script, account=self.account, sudo=self.sudo, label=label)
 
     # -- heartbeat ---------------------------------------------------------------------------
     def start_heartbeat(self) -> None:
@@ -205,7 +205,8 @@ class HeldLock:
             f"{{ echo lost; cat lock 2>/dev/null; exit {HELD}; }}",
             "touch lock",
         ])
-        res = self.c.remote.execute(self.command(script), warn=True, hide=True, echo=False)
+        res = self.c.remote.execute(self.command(script, f"refresh the lock in {state}"),
+                                    warn=True, hide=True, echo=False)
         if res.exited == HELD:
             taker = LockRecord.parse(res.stdout.partition("lost")[2])
             self.lost = taker.describe() if taker else "nobody (it was removed)"
@@ -266,7 +267,9 @@ class HeldLock:
             _OWN,
             "exit 0",
         ])
-        res = self.c.remote.execute(self.command(script), warn=True, hide=True, echo=False)
+        label = f"release the lock in {state}; history: {entry.result}"
+        res = self.c.remote.execute(self.command(script, label), warn=True, hide=True,
+                                    echo=False)
         if not res.ok:
             raise HostoutError(f"could not release the lock in {self.c.settings.layout.state}"
                                f" (exit {res.exited}); it goes stale {self.record.stale_after}"
@@ -318,7 +321,8 @@ def _held_message(c: Context, holder: LockRecord | None, wait: float) -> str:
 def _try(c: Context, record: LockRecord) -> tuple[Account, bool, Result]:
     """One attempt, as the buildout user, else (it cannot log in, or cannot write the state
     directory) as root."""
-    cmd = RemoteCommand(_acquire_script(c, record), account=Account.BUILDOUT)
+    cmd = RemoteCommand(_acquire_script(c, record), account=Account.BUILDOUT,
+                        label=f"take the lock in {c.settings.layout.state} ({record.command})")
     try:
         res = c.remote.execute(cmd, warn=True, hide=True, echo=False)
         if res.exited != CANNOT:
@@ -437,7 +441,8 @@ def unlock(c: Context) -> LockRecord | None:
         "else echo nolock; fi",
         "exit 0",
     ])
-    cmd = RemoteCommand(script, account=Account.BUILDOUT)
+    cmd = RemoteCommand(script, account=Account.BUILDOUT,
+                        label=f"remove the lock in {c.settings.layout.state}")
     try:
         res = c.remote.execute(cmd, warn=True, hide=True, echo=False)
     except NotBootstrapped:
@@ -461,7 +466,8 @@ def read(c: Context, account: Account = Account.BUILDOUT) -> LockRecord | None:
         ALIVE_SH,
         "if alive; then cat lock; echo \"age $age\"; fi",
     ])
-    res = c.remote.execute(RemoteCommand(script, account=account, reads_only=True),
+    res = c.remote.execute(RemoteCommand(script, account=account, reads_only=True,
+                                         label=f"read {c.settings.layout.lock}"),
                            warn=True, hide=True, echo=False)
     return LockRecord.parse(res.stdout) if res.ok else None
 

@@ -140,7 +140,8 @@ def probe(c: Context) -> ServerLayout:
         "done; fi",
         "true",
     ])
-    cmd = RemoteCommand(script, account=Account.BUILDOUT, reads_only=True)
+    cmd = RemoteCommand(script, account=Account.BUILDOUT, reads_only=True,
+                        label=f"look at {lay.path} and the releases in {lay.releases_dir}")
     try:
         res = c.remote.execute(cmd, hide=True, echo=False)
     except NotBootstrapped:
@@ -224,8 +225,9 @@ def create(c: Context, meta: Mapping[str, Any]) -> str:
         f"printf '%s\\n' {q(json.dumps(dict(meta), sort_keys=True))} > {META}",
         "echo \"release $id\"",
     ])
-    res = c.remote.execute(RemoteCommand(script, account=Account.BUILDOUT), hide=True,
-                           echo=False)
+    res = c.remote.execute(RemoteCommand(script, account=Account.BUILDOUT,
+                                         label=f"make release {proposed} in {lay.releases_dir}"
+                                               f" from {lay.inputs}"), hide=True, echo=False)
     made = [line.split()[1] for line in res.stdout.splitlines()
             if line.startswith("release ") and RELEASE_ID.match(line.split()[1])]
     return made[-1] if made else proposed
@@ -279,7 +281,10 @@ def takeover_prepare(c: Context) -> list[str]:
             "fi",
         ]
     lines.append(f"[ -d {q(lay.var)} ] || install -d -o {app} -g {grp} -m 2770 {q(lay.var)}")
-    res = c.remote.execute(RemoteCommand("\n".join(lines), sudo=True), hide=True, echo=False)
+    res = c.remote.execute(RemoteCommand("\n".join(lines), sudo=True,
+                                         label=f"make {lay.home}; move var/ and the "
+                                               f"buildout-cache of {lay.path} there"),
+                           hide=True, echo=False)
     return [line.removeprefix("moved ") for line in res.stdout.splitlines()
             if line.startswith("moved ")]
 
@@ -308,7 +313,9 @@ def takeover_switch(c: Context, release_id: str, old_id: str, old_meta: Mapping[
         "fi",
         f"[ -L {path} ] || ln -s {q(link)} {path}",
     ])
-    c.remote.execute(RemoteCommand(script, sudo=True), echo=False)
+    c.remote.execute(RemoteCommand(script, sudo=True, label=(
+        f"switch {lay.current} to releases/{release_id}; move {lay.path} to {old} and make "
+        f"it a symlink to {link}")), echo=False)
 
 
 def takeover_id(server: ServerLayout, new_release: str) -> str:
