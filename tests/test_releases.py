@@ -413,24 +413,30 @@ def test_prune_keeps_releases_in_use_and_rollback_after_prune(server: Server):
 
 
 def test_a_frozen_holder_goes_stale_and_loses_its_lock(server: Server):
+    before = server.current()
     server.change_code()
     frozen = server.start("host1", "deploy")
     try:
         server.wait_for(lambda: server.host.exec(f"test -f {HOME}/lock").returncode == 0)
         frozen.send_signal(signal.SIGSTOP)  # its connection stays up; its heartbeat stops
         began = time.monotonic()
-        other = server.hostout("--lock-wait", "60", "host1", "deploy")
+        other = server.hostout("--lock-wait", "60", "host1", "rollback")
         waited = time.monotonic() - began
         assert other.returncode == 0, other.stdout[-3000:] + other.stderr
         assert "took over a stale lock of" in other.stderr
-        assert 8 < waited < 60
+        assert 8 < waited < 60  # stale after lock-timeout = 10 s without a heartbeat
     finally:
         frozen.send_signal(signal.SIGCONT)
         out, err = frozen.communicate(timeout=300)
-    current = server.current()
+    rolled_back_to = server.current()
+    assert rolled_back_to != before
+    # the frozen run woke up, built, and found its lock gone before switching
     assert frozen.returncode == 1, out + err
-    assert "the lock went stale" in err and "stopped before switching" in err
-    assert server.current() == current  # the frozen run switched nothing
+    assert re.search(r"Error: host1: the lock went stale \(no heartbeat for 10 s\) and was "
+                     r"taken by .*; stopped before switching", err), err
+    assert server.current() == rolled_back_to
+    assert all(r["status"] != "ok" for r in server.releases()
+               if str(r["id"]) > str(before))  # whatever it built is not one to go to
 
 
 def test_unlock_removes_a_lock_left_behind(server: Server):

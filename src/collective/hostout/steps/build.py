@@ -236,16 +236,24 @@ def build_release(c: Context) -> str:
         raise
     old_id = releases.takeover_id(server, rid) if takeover else None
     previous = old_id or server.current
-    with lock.critical(c):
-        if server.current is not None or takeover:
-            run_commands(c, "pre-command", c.settings.pre_commands)
-        if old_id is not None:
-            releases.takeover_switch(c, rid, old_id, {
-                "created": releases.utc(server.inplace_built_at or 0), "by": "(in place)",
-                "note": "the in-place buildout, taken over by the first release"})
-        else:
-            releases.switch(c, rid)
-        run_commands(c, "post-command", c.settings.post_commands)
+    switched = False
+    try:
+        with lock.critical(c):
+            if server.current is not None or takeover:
+                run_commands(c, "pre-command", c.settings.pre_commands)
+            if old_id is not None:
+                releases.takeover_switch(c, rid, old_id, {
+                    "created": releases.utc(server.inplace_built_at or 0),
+                    "by": "(in place)",
+                    "note": "the in-place buildout, taken over by the first release"})
+            else:
+                releases.switch(c, rid)
+            switched = True
+            run_commands(c, "post-command", c.settings.post_commands)
+    except HostoutError as err:
+        if not switched:  # built, never current: not one to roll back to either
+            releases.mark_failed(c, rid, f"not switched to: {err.message}")
+        raise
     said = [f"release {rid}: {summary}",
             f"switched from {previous}" if previous else "now current"]
     if old_id is not None:
