@@ -15,6 +15,7 @@ bench/README.md.
 from __future__ import annotations
 
 import argparse
+import http.client
 import os
 import platform
 import re
@@ -56,7 +57,7 @@ class Poller:
                 self.longest = max(self.longest, now - self._last_ok)
                 self._last_ok = now
                 self.ok += 1
-            except OSError:
+            except (OSError, http.client.HTTPException):  # refused, reset, cut short
                 self.failed += 1
             self._stop.wait(0.05)
 
@@ -109,6 +110,7 @@ def main() -> int:
     runs: dict[str, list[tuple[float, int, float]]] = {"in place": [], "releases": []}
     rollback: list[float] = []
     redeploy: list[float] = []
+    unchanged: dict[str, list[float]] = {"in place": [], "releases": []}
     try:
         with TemporaryDirectory() as tmp:
             dirs = {}
@@ -129,6 +131,7 @@ def main() -> int:
                         wall = hostout(dirs[name], "deploy")
                     runs[name].append((wall, poll.failed, poll.longest))
                     wait_answering(urls[name])
+                    unchanged[name].append(hostout(dirs[name], "deploy"))
                 # on the release host: back to the previous version, two ways
                 rel = dirs["releases"]
                 rollback.append(hostout(rel, "rollback"))
@@ -161,6 +164,9 @@ def main() -> int:
     print(f"\nlongest gap, releases / in place: {gap['releases'] / gap['in place']:.2f}; "
           f"failed requests, releases / in place: "
           f"{failed['releases'] / max(failed['in place'], 1):.2f}")
+    print("\n| unchanged deploy (bin/hostout wall) | median s | runs |\n|---|---|---|")
+    for name, times in unchanged.items():
+        print(f"| {name} | {median(times):.2f} | {' / '.join(f'{t:.2f}' for t in times)} |")
     print(f"\n| back to the previous version | median s | runs |\n|---|---|---|\n"
           f"| rollback | {median(rollback):.1f} | {' / '.join(f'{t:.1f}' for t in rollback)} |\n"
           f"| redeploy of the previous version | {median(redeploy):.1f} | "

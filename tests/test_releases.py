@@ -11,6 +11,7 @@ http://127.0.0.1:8080/ for up to 15 s and calls a lock stale after 10 s without 
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import re
@@ -133,7 +134,7 @@ class Poller:
             try:
                 with urllib.request.urlopen(self.url, timeout=2) as response:
                     self.answers.append(response.read().decode())
-            except OSError:
+            except (OSError, http.client.HTTPException):  # refused, reset, cut short
                 self.failures += 1
             self._stop.wait(0.05)
 
