@@ -64,7 +64,8 @@ def test_first_deploy_bootstraps_and_serves(deployed: Deployed):
     assert re.search(r"uploadeggs: \d+ of \d+ distributions uploaded, \d+ KB "
                      r"\(new: hellowsgi-0\.1\.dev0\+[0-9a-f]+\.tar\.gz\)", said)
     assert re.search(r"buildout: release \d{8}-\d{6}: installed demo, pasterini, supervisor "
-                     r"\(\d+\.\d s\); now current$", said, re.M)
+                     r"\(\d+\.\d s\); now current; healthy: HTTP 200 OK after \d+\.\d s$",
+                     said, re.M)
     assert proc.stderr == ""
     assert fetch(deployed.url) == ANSWER
     assert deployed.host.password not in proc.stdout + proc.stderr
