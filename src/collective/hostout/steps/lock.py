@@ -483,8 +483,9 @@ def interrupt(contexts: Iterable[Context], out: Output, wait: float = CRITICAL_W
     try:
         for c, lock in holding:
             if not lock.calm.is_set():
-                out.error(f"[{c.name}] interrupted: letting the switch in progress finish "
-                          f"(up to {wait:g} s; Ctrl-C again stops at once)")
+                out.error(f"[{c.name}] interrupted: letting the switch in progress finish, "
+                          f"so that post-commands bring the app back (up to {wait:g} s; "
+                          "Ctrl-C again stops at once)")
                 lock.calm.wait(max(0.0, deadline - time.monotonic()))
     except KeyboardInterrupt:
         pass
