@@ -63,7 +63,9 @@ def test_first_deploy_bootstraps_and_serves(deployed: Deployed):
     assert re.search(r"bootstrap_python: installed Python 3\.\d+ on Debian", said)
     assert re.search(r"uploadeggs: \d+ of \d+ distributions uploaded, \d+ KB "
                      r"\(new: hellowsgi-0\.1\.dev0\+[0-9a-f]+\.tar\.gz\)", said)
-    assert re.search(r"buildout: installed demo, pasterini, supervisor \(\d+\.\d s\)", said)
+    assert re.search(r"buildout: release \d{8}-\d{6}: installed demo, pasterini, supervisor "
+                     r"\(\d+\.\d s\); now current; healthy: HTTP 200 OK after \d+\.\d s$",
+                     said, re.M)
     assert proc.stderr == ""
     assert fetch(deployed.url) == ANSWER
     assert deployed.host.password not in proc.stdout + proc.stderr
@@ -100,11 +102,15 @@ def test_key_was_made_and_normal_deploys_need_no_password(deployed: Deployed):
 
 
 def test_ownership_code_buildout_user_var_effective_user(deployed: Deployed):
+    # path is the current release (a symlink): stat what it leads to
+    assert deployed.host.exec("readlink /var/buildout/demo").stdout == "demo.hostout/current\n"
     paths = ["/var/buildout/demo", "/var/buildout/demo/bin/paster",
              "/var/buildout/demo/parts/demo/paster.ini", "/var/buildout/demo/var"]
-    stat = deployed.host.exec("stat -c '%n %U:%G %a' " + " ".join(paths)).stdout
+    stat = deployed.host.exec("stat -L -c '%n %U:%G %a' " + " ".join(paths)).stdout
     owner = {path: (who, mode) for path, who, mode in (ln.split() for ln in stat.splitlines())}
     assert owner["/var/buildout/demo"] == ("buildout:hostoutdemo", "2750")
+    home = deployed.host.exec("stat -c '%U:%G %a' /var/buildout/demo.hostout").stdout.split()
+    assert home == ["buildout:hostoutdemo", "2750"]
     for code in paths[1:3]:
         assert owner[code][0] == "buildout:hostoutdemo"
         assert owner[code][1][-1] == "0"  # others get nothing
@@ -259,7 +265,10 @@ def test_sudo_parts_are_built_by_root_and_survive_normal_builds(deployed: Deploy
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr
         made = deployed.host.exec("stat -c '%U' /etc/hostout-demo.conf; "
                                   "cat /etc/hostout-demo.conf").stdout.split("\n")
-        assert made[0] == "root" and made[1] == "made by root for /var/buildout/demo"
+        # built with its release, whose directory it names
+        current = deployed.host.exec("readlink -f /var/buildout/demo").stdout.strip()
+        assert made[0] == "root" and made[1] == f"made by root for {current}"
+        assert current.startswith("/var/buildout/demo.hostout/releases/")
         # the buildout user's own build leaves root's part alone
         proc = deployed.deploy("buildout")
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr

@@ -1,5 +1,6 @@
 """The orchestration of deploy against the recording fake: which commands, in which order,
-as which account. The same steps run against real hosts in tests/test_deploy.py."""
+as which account. The same steps run against real hosts in tests/test_deploy.py.
+(The release layout's own flows: tests/unit/test_release_orchestration.py.)"""
 
 from __future__ import annotations
 
@@ -61,7 +62,6 @@ def make(tmp_path: Path, remote: RecordingRemote, **options: str) -> Context:
 
 def bare_host() -> RecordingRemote:
     remote = RecordingRemote("host1")
-    remote.respond(r"^test -d /srv/app ", exited=1)  # no directories yet
     remote.respond(PROBE, stdout="linux-x86_64 3.11\n")  # after apt-get install
     remote.respond(PROBE, exited=1, times=1)  # the first probe: no python
     remote.respond(r"^cat /etc/os-release$", stdout=DEBIAN)
@@ -70,25 +70,26 @@ def bare_host() -> RecordingRemote:
 
 def steps(remote: RecordingRemote) -> list[tuple[str, str]]:
     """(who, what) of the commands that change something, in order."""
-    keep = [("useradd", "users"), ("apt-get update", "apt update"),
+    keep = [("mv -f lock.$$ lock", "lock"), ("rm -f lock", "unlock"), ("useradd", "users"),
+            ("apt-get update", "apt update"),
             ("apt-get install", "apt install"), ("install -d", "dirs"), ("-m venv", "venv"),
-            ("pip install", "pip"), ("stop-app", "pre"), ("bin/buildout' -c hostout.cfg",
-                                                           "build"),
+            ("pip install", "pip"), ("stop-app", "pre"), ("ln -s ../../var var", "release"),
             ("bin/buildout -c hostout.cfg", "build"), ("chown -R", "owners"),
-            (f"> /srv/app/{MARKER}", "marker"), ("start-app", "post")]
+            (rf"> \S+/{re.escape(MARKER)}$", "marker"), ("os.replace(tmp", "switch"),
+            ("start-app", "post")]
     found = []
     for call in remote.calls:
         if call.kind == "put":
             found.append((call.who, "put " + Path(call.path).name))
             continue
         for needle, label in keep:
-            if needle in call.script:
+            if re.search(needle if needle.endswith("$") else re.escape(needle), call.script):
                 found.append((call.who, label))
                 break
     return found
 
 
-def test_first_deploy_bootstraps_then_ships_then_builds(tmp_path: Path):
+def test_first_deploy_bootstraps_then_ships_then_builds_a_release(tmp_path: Path):
     remote = bare_host()
     c = make(tmp_path, remote)
     c.call("deploy")
@@ -96,10 +97,41 @@ def test_first_deploy_bootstraps_then_ships_then_builds(tmp_path: Path):
     puts = [what for who, what in order if what.startswith("put ")]
     assert all(who == "buildout" for who, what in order if what.startswith("put "))
     assert {"put hostout.cfg", "put pinned.cfg", "put prod.cfg"} <= set(puts)
+    # nothing runs yet, so there is nothing for pre-commands to stop
     assert [step for step in order if not step[1].startswith("put ")] == [
+        ("buildout", "lock"),
+        ("root", "users"), ("root", "apt update"), ("root", "apt install"), ("root", "dirs"),
+        ("buildout", "venv"), ("buildout", "pip"), ("buildout", "release"),
+        ("buildout", "build"), ("root", "owners"), ("buildout", "marker"),
+        ("buildout", "switch"), ("root", "post"), ("buildout", "unlock")]
+    assert order.index(("buildout", "pip")) < order.index(("buildout", "put prod.cfg"))
+    assert order.index(("buildout", "put hostout.cfg")) < order.index(("buildout", "build"))
+    # the cfg files go to the next release's staging, the dists to the shared cache
+    assert "/srv/app.hostout/staging/pinned.cfg" in remote.files
+    assert any(f.startswith("/srv/app.hostout/buildout-cache/downloads/dist/")
+               for f in remote.files)
+    build = remote.ran(r"bin/buildout -c hostout\.cfg")[0]
+    assert build.cwd.startswith("/srv/app.hostout/releases/") and build.account is Account.BUILDOUT
+    assert "/srv/app.hostout/venv/bin/buildout" in build.script
+    dirs = remote.ran(r"\Aset -e\ninstall -d")[0].script
+    assert "ln -s app.hostout/current /srv/app" in dirs  # path is the current release
+    (switch,) = remote.ran(r"os\.replace\(tmp")
+    assert f"releases/{Path(build.cwd).name}" in switch.script
+
+
+def test_first_deploy_in_place_bootstraps_then_ships_then_builds(tmp_path: Path):
+    remote = bare_host()
+    c = make(tmp_path, remote, releases="false")
+    c.call("deploy")
+    order = steps(remote)
+    puts = [what for who, what in order if what.startswith("put ")]
+    assert all(who == "buildout" for who, what in order if what.startswith("put "))
+    assert {"put hostout.cfg", "put pinned.cfg", "put prod.cfg"} <= set(puts)
+    assert [step for step in order if not step[1].startswith("put ")] == [
+        ("buildout", "lock"),
         ("root", "users"), ("root", "apt update"), ("root", "apt install"), ("root", "dirs"),
         ("buildout", "venv"), ("buildout", "pip"), ("root", "pre"), ("buildout", "build"),
-        ("root", "owners"), ("buildout", "marker"), ("root", "post")]
+        ("root", "owners"), ("buildout", "marker"), ("root", "post"), ("buildout", "unlock")]
     # bootstrap wheels before the cfg files, the cfg files before the build
     assert order.index(("buildout", "pip")) < order.index(("buildout", "put prod.cfg"))
     assert order.index(("buildout", "put hostout.cfg")) < order.index(("buildout", "build"))
@@ -112,38 +144,46 @@ def test_first_deploy_bootstraps_then_ships_then_builds(tmp_path: Path):
     assert build.cwd == "/srv/app" and build.account is Account.BUILDOUT
 
 
-def test_unchanged_redeploy_neither_builds_nor_restarts(tmp_path: Path):
+@pytest.mark.parametrize("releases", ["true", "false"])
+def test_unchanged_redeploy_neither_builds_nor_restarts(tmp_path: Path, releases: str):
     first = bare_host()
-    make(tmp_path, first).call("deploy")
-    marker = first.ran(f"> /srv/app/{MARKER}")[0].script
+    make(tmp_path, first, releases=releases).call("deploy")
+    marker = first.ran(rf"> \S+/{re.escape(MARKER)}$")[0].script
     digest = marker.split("'%s\\n' ")[1].split()[0]
 
-    pins = first.ran(f"> /srv/app/{BOOTSTRAP_MARKER}")[0].script.split("'%s\\n' ")[1].split()[0]
+    pins = first.ran(rf"/{re.escape(BOOTSTRAP_MARKER)}$")[0].script.split("'%s\\n' ")[1].split()[0]
     again = RecordingRemote("host1")  # bootstrapped, with today's Python and pins
-    again.respond(r"^test -x /srv/app/bin/buildout && echo bootstrapped$",
+    again.respond(r"^test -x /srv/app\S*/bin/buildout && echo bootstrapped$",
                   stdout=f"bootstrapped\nvenv-python 3.11\nbootstrap-pins {pins}\n")
     again.respond(PROBE, stdout="linux-x86_64 3.11\n")
-    again.respond(rf"^cat /srv/app/{re.escape(MARKER)}", stdout=digest + "\n")
+    again.respond(r"^echo \"current ", stdout=f"current releases/20261207-101522\n"
+                  f"built {digest}\n")
+    inputs = "/srv/app.hostout/staging" if releases == "true" else "/srv/app"
     files = {name: hashlib.sha256(data).hexdigest() for name, data in first.files.items()}
     again.respond(r"sha256sum", stdout="".join(
-        f"{d}  {Path(n).relative_to('/srv/app')}\n" for n, d in files.items()
+        f"{d}  {Path(n).relative_to(inputs)}\n" for n, d in files.items()
         if n.endswith(".cfg")))
     again.respond(r"^ls -1 ", stdout="\n".join(Path(n).name for n in first.files))
-    make(tmp_path, again).call("deploy")
+    make(tmp_path, again, releases=releases).call("deploy")
     assert [c for c in again.calls if c.kind == "put"] == []
-    assert not again.ran("useradd|apt-get|bin/buildout -c|stop-app|start-app")
+    assert not again.ran("useradd|apt-get|bin/buildout -c|stop-app|start-app|os.replace")
+    # the lock, and a history line saying nothing changed, are all that is written
+    (unlock,) = again.ran("rm -f lock")
+    assert '"result": "unchanged"' in unlock.script
 
 
-def test_post_commands_run_after_a_failed_build_and_failures_are_warnings(tmp_path: Path):
+def test_in_place_post_commands_run_after_a_failed_build_and_failures_are_warnings(
+        tmp_path: Path):
     remote = bare_host()
     remote.respond(r"bin/buildout -c hostout\.cfg", exited=1, stderr="While:\n  Installing.\n")
     remote.respond(r"^stop-app$", exited=3)
-    c = make(tmp_path, remote)
+    c = make(tmp_path, remote, releases="false")
     with pytest.raises(CommandFailed, match=r"exited 1: Installing\."):
         c.call("deploy")
-    assert steps(remote)[-1] == ("root", "post")
-    assert not remote.ran(f"> /srv/app/{MARKER}")  # a failed build is never marked built
+    assert steps(remote)[-2:] == [("root", "post"), ("buildout", "unlock")]
+    assert not remote.ran(rf"> \S+/{re.escape(MARKER)}$")  # a failed build is never marked
     assert c.warnings == ["pre-command 'stop-app' exited 3 (ignored)"]
+    assert '"result": "failed"' in remote.ran("rm -f lock")[0].script
 
 
 def test_a_missing_group_stops_before_any_command(tmp_path: Path):
@@ -156,9 +196,10 @@ def test_a_missing_group_stops_before_any_command(tmp_path: Path):
 
 def bootstrapped_host(venv: str = "3.11", pins: str = "old", missing: str = "") -> RecordingRemote:
     remote = RecordingRemote("host1")
-    remote.respond(r"^test -x /srv/app/bin/buildout && echo bootstrapped$",
+    remote.respond(r"^test -x /srv/app.hostout/venv/bin/buildout && echo bootstrapped$",
                    stdout=f"bootstrapped\nvenv-python {venv}\nbootstrap-pins {pins}\n"
                    + "".join(f"missing-package {m}\n" for m in missing.split()))
+    remote.respond(r"&& echo have$", stdout="path-symlink\nhave\n")  # the directories
     remote.respond(PROBE, stdout=f"linux-x86_64 {venv}\n")
     remote.respond(r"^cat /etc/os-release$", stdout=DEBIAN)
     return remote
@@ -191,8 +232,9 @@ def test_a_changed_python_version_installs_it_and_remakes_the_venv(tmp_path: Pat
     steps = [call.script for call in remote.calls if "apt-get install" in call.script
              or "-m venv" in call.script or "pip install" in call.script]
     assert "python3.12 python3.12-venv" in steps[0]
-    assert "rm -f /srv/app/bin/python" in steps[1] and "python3.12 -m venv /srv/app" in steps[1]
-    assert steps[2].startswith("/srv/app/bin/python -m pip install")
+    assert "rm -f /srv/app.hostout/venv/bin/python" in steps[1]
+    assert "python3.12 -m venv /srv/app.hostout/venv" in steps[1]
+    assert steps[2].startswith("/srv/app.hostout/venv/bin/python -m pip install")
     assert not remote.ran("useradd")
 
 
@@ -208,7 +250,7 @@ def test_new_bootstrap_pins_reinstall_the_venv_without_sudo(tmp_path: Path):
 def test_an_unchanged_bootstrap_runs_one_probe(tmp_path: Path):
     first = bare_host()
     make(tmp_path, first).call("bootstrap")
-    written = first.ran(f"> /srv/app/{BOOTSTRAP_MARKER}")[0].script
+    written = first.ran(rf"/{re.escape(BOOTSTRAP_MARKER)}$")[0].script
     assert current_pins(tmp_path) in written  # what the marker records is what is compared
     remote = bootstrapped_host(pins=current_pins(tmp_path))
     c = make(tmp_path, remote)

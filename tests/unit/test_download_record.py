@@ -186,8 +186,11 @@ def context(tmp_path: Path, remote: RecordingRemote, record: Record) -> Context:
     (tmp_path / "prod.cfg").write_text("[buildout]\nparts =\n")
     facts = BuildoutFacts.of_directory(tmp_path)
     downloads.write(downloads.record_path(facts.parts_directory), record)
+    # in place: the caches and the venv are in path (the release layout puts them in
+    # path.hostout; where they are is the Layout's business, not this step's)
     settings = build_settings("host1", {"buildout": "prod.cfg", "path": "/srv/app",
-                                        "buildout-group": "grp"}, buildout_directory=tmp_path)
+                                        "buildout-group": "grp", "releases": "false"},
+                              buildout_directory=tmp_path)
     return Context(settings, remote, registry_for(settings), Output(verbosity=QUIET), facts)
 
 

@@ -24,6 +24,7 @@ from collective.hostout.config.images import Port, image_settings
 from collective.hostout.config.settings import HostSettings, Layout, build_settings
 from collective.hostout.errors import ConfigError, ImageError
 from collective.hostout.images import build, compose, layers, startup
+from collective.hostout.images.startup import in_image
 from collective.hostout.output import QUIET, Output
 from collective.hostout.packaging.dists import Target
 from collective.hostout.remote.container import Image
@@ -160,7 +161,8 @@ class FakeBuildHost(RecordingRemote):
 
 def bare_container(store: FakeStore | None = None) -> FakeBuildHost:
     host = FakeBuildHost("app", store=store or FakeStore())
-    host.respond(r"^test -d /var/buildout/app ", exited=1)
+    # bootstrap_buildout's probe: no directories yet (it prints "have" once they exist)
+    host.respond(r"^test -d /var/buildout/app ", stdout="")
     host.respond(PROBE, stdout="linux-x86_64 3.11\n")
     host.respond(PROBE, exited=1, times=1)
     host.respond(r"^cat /etc/os-release$", stdout=DEBIAN)
@@ -179,6 +181,12 @@ def make(tmp_path: Path, host: RecordingRemote, releases: Sequence[FakeRelease] 
     return Context(settings, host, registry_for(settings), Output(verbosity=QUIET),
                    BuildoutFacts.of_directory(tmp_path), shared=Shared(),
                    packager=FakePackager(dists, releases))  # type: ignore[arg-type]
+
+
+def in_image_context(c: Context) -> Context:
+    """``c`` with the settings its image has (in place: no releases), as the build plans."""
+    return Context(in_image(c.settings), c.remote, c.registry, c.out, c.facts,
+                   shared=c.shared, packager=c.packager)
 
 
 def release(tmp_path: Path, version: str) -> FakeRelease:
@@ -247,7 +255,7 @@ def test_unchanged_inputs_reuse_every_layer(tmp_path: Path):
 def test_layers_two_parts_share_are_built_once(tmp_path: Path):
     store, shared = FakeStore(), Shared()
     one, two = bare_container(store), FakeBuildHost("app", store=store)
-    two.respond(r"^test -d ", exited=1)
+    two.respond(r"^test -d ", stdout="")
     two.respond(PROBE, stdout="linux-x86_64 3.11\n")  # Python came with the shared layer
     first = make(tmp_path, one)
     second = make(tmp_path, two, path="/var/buildout/app2")  # another part's own path
@@ -270,7 +278,8 @@ def test_a_code_change_redoes_only_upload_and_build(tmp_path: Path):
     assert built.reused == ["bootstrap_users", "bootstrap_python", "bootstrap_buildout"]
     assert built.built == ["uploadeggs", "uploadbuildout", "buildout", "start"]
     assert again.started[0] == store.images[
-        layers.plan(make(tmp_path, again), "base-id", ("bin/app fg",))[2].key].id
+        layers.plan(in_image_context(make(tmp_path, again)), "base-id",
+                    ("bin/app fg",))[2].key].id
     assert not again.ran("useradd|apt-get|-m venv")
 
 

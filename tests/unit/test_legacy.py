@@ -95,11 +95,11 @@ def test_options_show_hostout_defaults_where_the_part_is_silent(tmp_path: Path):
     assert seen == {
         "buildout-user": "deploy", "effective-user": "deploy",
         "python-version": c.settings.python_version,
-        "buildout-cache": "/srv/host1/buildout-cache",
+        "buildout-cache": "/srv/host1.hostout/buildout-cache",
         "identity-file": str(tmp_path / "host1_key"),
         "versionsfile": str(tmp_path / "hostoutversions.cfg"), "path": "/srv/host1",
         "user": "deploy", "buildout": "buildout.cfg",
-        "env": ("deploy", "deploy", c.settings.python_version, "/srv/host1/buildout-cache"),
+        "env": ("deploy", "deploy", c.settings.python_version, "/srv/host1.hostout/buildout-cache"),
     }
 
 
@@ -416,8 +416,8 @@ def test_hostout_methods_of_hostout_1(tmp_path: Path):
     c = make(tmp_path, inspect_it, **{"pre-commands": f"{tmp_path}/bin/stop"})
     c.call("inspect_it")
     assert got["path"] == "/srv/host1"
-    assert got["dl"] == "/srv/host1/buildout-cache/downloads"
-    assert got["eggs"] == "/srv/host1/buildout-cache/eggs"
+    assert got["dl"] == "/srv/host1.hostout/buildout-cache/downloads"
+    assert got["eggs"] == "/srv/host1.hostout/buildout-cache/eggs"
     keyfile, public = got["key"]
     assert keyfile == str(tmp_path / "host1_key") and public.startswith("ssh-ed25519 ")
     assert Path(keyfile).stat().st_mode & 0o777 == 0o600

@@ -44,7 +44,7 @@ def test_extends_hostout_supervisor_loads_the_shipped_plugin(tmp_path: Path):
     found = commands(tmp_path)
     assert {"supervisorctl", "status", "start", "stop", "restart", "tail",
             "supervisorboot"} <= set(found)
-    assert "supervisord stopped meanwhile" in found["buildout"]
+    assert "stop supervisord before the running buildout changes" in found["preswitch"]
     script = (tmp_path / "bin" / "hostout").read_text()
     assert "hostout.supervisor" not in script  # no egg of that name on bin/hostout's path
 

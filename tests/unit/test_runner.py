@@ -395,3 +395,68 @@ def test_a_password_equal_to_the_user_name_does_not_hide_the_user(tmp_path: Path
     inv.run(Plan(("host1", "host2"), ("hello",), ("vagrant", "s3cr3t!")))
     assert "[host1] out: hello from host1 vagrant ****" in out.text
     assert "s3cr3t!" not in out.text
+
+
+# -- rolling deploys (--batch) ------------------------------------------------------------------
+def five(**extra: dict[str, str]) -> dict[str, dict[str, str]]:
+    hosts: dict[str, dict[str, str]] = {f"h{i}": {} for i in range(1, 6)}
+    hosts.update(extra)
+    return hosts
+
+
+def test_batches_stop_after_the_first_batch_with_a_failed_host(tmp_path: Path):
+    inv, out = invocation(tmp_path, five(h3={"fail": "disk full"}))
+    outcomes = inv.run(Plan(tuple(five()), ("check",)), batch=2)
+    assert [(o.host, o.status) for o in outcomes] == [
+        ("h1", "ok"), ("h2", "ok"), ("h3", "failed"), ("h4", "ok"), ("h5", "skipped")]
+    assert ("h5", "check", "start") not in out.events  # the third batch never started
+    # batches run one after another: the second starts when the first is done
+    starts = [host for host, _, what in out.events if what == "start"]
+    ends = [host for host, _, what in out.events if what != "start"]
+    assert set(starts[:2]) == {"h1", "h2"} and set(ends[:2]) == {"h1", "h2"}
+
+
+def test_max_failed_lets_the_rollout_go_on(tmp_path: Path):
+    inv, _ = invocation(tmp_path, five(h3={"fail": "disk full"}))
+    outcomes = inv.run(Plan(tuple(five()), ("check",)), batch=2, max_failed=1)
+    assert [o.status for o in outcomes] == ["ok", "ok", "failed", "ok", "ok"]
+
+
+def test_cli_rollout_summary_lists_the_hosts_and_the_command_to_resume(tmp_path: Path):
+    code, stdout, stderr = run_cli(tmp_path, five(h2={"fail": "nope"}), "--batch", "2",
+                                   "-q", "all", "check")
+    assert code == 1
+    assert stdout.splitlines()[-5:] == [
+        "Rollout stopped: 1 deployed, 1 failed, 3 not started",
+        "  deployed: h1",
+        "  failed: h2",
+        "  not started: h3 h4 h5",
+        "Resume with: bin/hostout --batch 2 -q h2 h3 h4 h5 check",
+    ]
+    assert "Error: h2: 'check' exited 1: nope" in stderr
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--batch", "0", "all", "hello"], "--batch 0"),
+    (["--max-failed", "1", "all", "hello"], "--max-failed goes with --batch N"),
+    (["--batch", "2", "--max-failed", "-1", "all", "hello"], "--max-failed -1"),
+    (["--batch", "2", "--serial", "all", "hello"], "not allowed with argument"),
+    (["--lock-wait", "-5", "all", "hello"], "--lock-wait -5"),
+    (["--dry-run", "all", "hello"], "--dry-run plans a deploy only"),
+])
+def test_cli_bad_rollout_options(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                 argv: list[str], message: str):
+    try:
+        code, _, stderr = run_cli(tmp_path, three(), *argv)
+    except SystemExit as exit_:  # argparse's own usage errors
+        code, stderr = exit_.code, capsys.readouterr().err  # type: ignore[assignment]
+    assert code == 2
+    assert message in stderr
+
+
+def test_deploy_dry_run_is_the_plan_command():
+    assert cli._dry_run(["host1", "deploy", "--dry-run"], False) == (["host1", "deploy"], True)
+    assert cli._dry_run(["host1", "run", "--", "deploy", "--dry-run"], False) == (
+        ["host1", "run", "--", "deploy", "--dry-run"], False)  # an argument, after --
+    assert cli.split_argv(["--batch", "2", "--lock-wait", "30", "all", "deploy"]) == (
+        ["--batch", "2", "--lock-wait", "30"], ["all", "deploy"])

@@ -1,3 +1,4 @@
+import re
 from pathlib import Path, PurePosixPath
 
 import pytest
@@ -141,8 +142,61 @@ def test_ordinary_values_pass():
                              "system-packages": "libxml2-dev g++ python3.11-dev",
                              "user": "john.doe", "buildout-cache": "cache/v2"},
                        buildout_directory=BD)
-    assert s.layout.cache == PurePosixPath("/srv/my-app_2.0/current/cache/v2")
+    # a relative buildout-cache is shared by the releases: beside them, in path.hostout
+    assert s.layout.cache == PurePosixPath("/srv/my-app_2.0/current.hostout/cache/v2")
     assert s.system_packages == ("libxml2-dev", "g++", "python3.11-dev")
+    in_place = build_settings("h", {"path": "/srv/app", "buildout-cache": "cache/v2",
+                                    "releases": "false"}, buildout_directory=BD)
+    assert in_place.layout.cache == PurePosixPath("/srv/app/cache/v2")
+
+
+def test_release_layout_by_default_and_in_place_on_request():
+    lay = settings().layout
+    assert lay.releases and settings().keep_releases == 5
+    assert (lay.home, lay.current, lay.venv, lay.var, lay.inputs, lay.lock) == (
+        PurePosixPath("/var/buildout/host1.hostout"),
+        PurePosixPath("/var/buildout/host1.hostout/current"),
+        PurePosixPath("/var/buildout/host1.hostout/venv"),
+        PurePosixPath("/var/buildout/host1.hostout/var"),
+        PurePosixPath("/var/buildout/host1.hostout/staging"),
+        PurePosixPath("/var/buildout/host1.hostout/lock"))
+    assert lay.buildout_script == PurePosixPath("/var/buildout/host1.hostout/venv/bin/buildout")
+    assert lay.dist == PurePosixPath("/var/buildout/host1.hostout/buildout-cache/downloads/dist")
+    flat = settings(releases="no").layout
+    assert not flat.releases
+    assert (flat.venv, flat.var, flat.inputs, flat.cache) == (
+        PurePosixPath("/var/buildout/host1"), PurePosixPath("/var/buildout/host1/var"),
+        PurePosixPath("/var/buildout/host1"), PurePosixPath("/var/buildout/host1/buildout-cache"))
+    assert flat.lock == PurePosixPath("/var/buildout/host1.hostout/lock")  # either way
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [({"keep_releases": "1"}, "option keep-releases = '1' must be a whole number >= 2"),
+     ({"keep_releases": "0"}, "keep-releases = '0'"),
+     ({"keep_releases": "five"}, "keep-releases = 'five'"),
+     ({"keep_releases": "-3"}, "keep-releases"),
+     ({"releases": "maybe"}, "option releases = 'maybe' must be true or false"),
+     ({"path": "/"}, "cannot hold releases"),
+     ({"healthcheck": "http://bad host/"}, "healthcheck"),
+     ({"healthcheck": "http://x/';touch /tmp/p'"}, "healthcheck"),
+     ({"healthcheck": "ftp-ish\nsecond line"}, "one URL or one command"),
+     ({"healthcheck_timeout": "0"}, "healthcheck-timeout"),
+     ({"healthcheck_timeout": "soon"}, "healthcheck-timeout"),
+     ({"lock_timeout": "2"}, "lock-timeout = '2' must be seconds >= 5")],
+)
+def test_release_options_are_checked(options, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        settings(**options)
+
+
+def test_healthcheck_is_a_url_or_a_command():
+    url = settings(healthcheck="http://127.0.0.1:8080/ok?x=1", healthcheck_timeout="12")
+    assert url.healthcheck_url == "http://127.0.0.1:8080/ok?x=1"
+    assert url.healthcheck_timeout == 12.0
+    cmd = settings(healthcheck="bin/supervisorctl status demo | grep RUNNING")
+    assert cmd.healthcheck_url is None and cmd.healthcheck.startswith("bin/supervisorctl")
+    assert settings().healthcheck is None and settings().lock_timeout == 30.0
 
 
 @pytest.mark.parametrize(("value", "expected"), [("3.11", "3.11"), ("3.11.7", "3.11"),

@@ -11,7 +11,7 @@ import pytest
 from collective.hostout import RecordingRemote
 from collective.hostout.commands.context import Context
 from collective.hostout.commands.discovery import registry_for
-from collective.hostout.commands.registry import Command, Registry
+from collective.hostout.commands.registry import Command
 from collective.hostout.config.facts import BuildoutFacts
 from collective.hostout.config.settings import build_settings
 from collective.hostout.errors import CommandFailed, ConfigError, HostoutError, UsageError
@@ -25,27 +25,36 @@ RUNNING = "demo                             RUNNING   pid 42, uptime 0:00:02\n"
 
 
 def build_stub(fail: bool = False) -> Command:
-    """Stands in for the built-in buildout (its own orchestration is tested elsewhere)."""
+    """Stands in for the built-in buildout in place (its own orchestration is tested in
+    test_deploy_orchestration.py): preswitch, the build, postswitch (also after a failed
+    build, whose error is the one raised)."""
     def buildout(c: Context, *args: str) -> None:
-        c.remote.execute(RemoteCommand("bin/buildout -c hostout.cfg"))
-        if fail:
-            raise CommandFailed("the build failed", host=c.name)
+        c.commands.preswitch()
+        try:
+            c.remote.execute(RemoteCommand("bin/buildout -c hostout.cfg"))
+            if fail:
+                raise CommandFailed("the build failed", host=c.name)
+        except BaseException:
+            try:
+                c.commands.postswitch()
+            except HostoutError as err:
+                c.warn(f"after the failed build, postswitch: {err.message}")
+            raise
+        c.commands.postswitch()
 
-    return Command("buildout", buildout, "collective.hostout", native=True)
+    return Command("buildout", buildout, "tests", native=True)
 
 
 def make(tmp_path: Path, remote: RecordingRemote, *, fail: bool = False,
          **options: str) -> Context:
-    """A host extending hostout.supervisor, over the recording fake."""
+    """A host extending hostout.supervisor, in place, over the recording fake."""
     opts = {"path": "/srv/app", "buildout-user": "bo", "effective-user": "app",
             "buildout-group": "grp", "identity-file": str(tmp_path / "host1_key"),
-            "supervisor-timeout": "2", "password": "pw", **options}
+            "supervisor-timeout": "2", "password": "pw", "releases": "false", **options}
     settings = build_settings("host1", opts, buildout_directory=tmp_path,
                               plugins=("hostout.supervisor",))
     registry = registry_for(settings)
-    registry = Registry([build_stub(fail=fail), *(registry.get(n) for n in registry.names()
-                                                  if n != "buildout")])
-    registry.add(registry_for(settings).get("buildout"))  # the plugin's, over the stub
+    registry.add(build_stub(fail=fail))  # over the built-in buildout
     return Context(settings, remote, registry, Output(verbosity=QUIET),
                    BuildoutFacts.of_directory(tmp_path))
 
@@ -251,3 +260,20 @@ def test_supervisorboot_takes_on_or_off(tmp_path: Path):
 
 def test_errors_are_hostout_errors():
     assert issubclass(SupervisorError, HostoutError)
+
+
+def test_across_releases_a_rolling_restart_restarts_supervisord_and_says_so(tmp_path: Path):
+    # supervisord keeps the configuration of the release it started from: reread/update
+    # would restart the old release's programs, so it is stopped and started from the new one
+    remote = RecordingRemote("host1")
+    remote.respond(rf"^{CTL} status$", stdout=RUNNING)
+    remote.respond(rf"^{CTL} pid$", exited=1, stdout="refused connection")
+    remote.respond(rf"^{CTL} pid$", stdout="1234\n", times=1)  # until the shutdown
+    c = make(tmp_path, remote, rollingrestart="yes", releases="true")
+    c.call("preswitch")
+    c.call("postswitch")
+    ran = [w for _, w in what(remote)]
+    assert "supervisorctl shutdown" in ran and "supervisord" in ran
+    assert "supervisorctl reread" not in ran
+    assert c.warnings == ["rollingrestart applies in place only (releases = false): "
+                          "supervisord was restarted from the new release"]

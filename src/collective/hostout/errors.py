@@ -114,3 +114,31 @@ class DownloadError(HostoutError):
 
 class ImageError(HostoutError):
     """A container image could not be found, pulled, built or named (``docker``)."""
+
+
+# -- releases, the lock, health -------------------------------------------------------------------
+class LayoutError(HostoutError):
+    """The server's layout is not the one the options describe (e.g. releases on the server,
+    ``releases = false`` in the options), or a release operation does not apply."""
+
+
+class RollbackError(HostoutError):
+    """No such release to go back to (unknown id, failed build, pruned, or no previous)."""
+
+
+class LockHeld(HostoutError):
+    """Another deploy, rollback, buildout or bootstrap holds the server's lock."""
+
+
+class LockLost(HostoutError):
+    """The lock went stale while held (no heartbeat got through) and another run took it."""
+
+
+class Interrupted(HostoutError):
+    """The run was interrupted (Ctrl-C); the lock was released."""
+
+    exit_code = 130
+
+
+class HealthCheckFailed(HostoutError):
+    """The health check did not pass within healthcheck-timeout after post-commands."""

@@ -28,7 +28,8 @@ from .packaging.packager import Packager
 from .remote.base import Remote
 from .remote.passwords import Passwords
 from .shared import Shared
-from .status import HostOutcome
+from .status import HostOutcome, Status
+from .steps import lock as _lock
 
 #: Makes the remote of a host: SSH unless an invocation is given another kind.
 RemoteFactory = Callable[[HostSettings], Remote]
@@ -63,8 +64,9 @@ class Invocation:
 
     def __init__(self, options: OptionsFile, out: Output, passwords: Passwords, *,
                  remote_factory: RemoteFactory | None = None,
-                 packager: Packager | None = None) -> None:
+                 packager: Packager | None = None, lock_wait: float = 0.0) -> None:
         self.options = options
+        self.lock_wait = lock_wait  # --lock-wait: how long a held server lock is waited for
         self.out = out
         self.passwords = passwords
         self._contexts: dict[str, Context] = {}
@@ -109,6 +111,7 @@ class Invocation:
                               self.out, self.options.facts, packager=self._packager,
                               shared=self._shared, remote_factory=self._remote_factory,
                               peers=self, reload=lambda: self._reload(host))
+                ctx.state(_lock.LockState).wait = self.lock_wait
                 self._contexts[host] = ctx
         return ctx
 
@@ -177,14 +180,45 @@ class Invocation:
         return HostoutError(f"command {command} raised {type(err).__name__}: {err}",
                             host=host, cause=err)
 
-    def run(self, plan: Plan, *, parallel: int | None = None,
-            fail_fast: bool = False) -> list[HostOutcome]:
+    def run(self, plan: Plan, *, parallel: int | None = None, fail_fast: bool = False,
+            batch: int | None = None, max_failed: int = 0) -> list[HostOutcome]:
         """Every host of the plan, ``parallel`` at a time (default: all, up to MAX_THREADS),
-        taken in the plan's order; outcomes come back in that order."""
+        or ``batch`` at a time in rounds; taken in the plan's order; outcomes come back in
+        that order."""
         self.validate(plan)
+        if batch is not None and batch < 1:
+            raise UsageError(f"--batch {batch}: give a number of hosts >= 1")
+        if max_failed < 0:
+            raise UsageError(f"--max-failed {max_failed}: give a number of hosts >= 0")
         outcomes = {host: HostOutcome(host, plan.commands) for host in plan.hosts}
-        waiting = deque(plan.hosts)
         stop = threading.Event()
+        groups = ([list(plan.hosts)] if batch is None else
+                  [list(plan.hosts[i:i + batch]) for i in range(0, len(plan.hosts), batch)])
+        with self.out.progress(plan.hosts):
+            try:
+                for index, group in enumerate(groups):
+                    threads = len(group) if batch is not None else thread_count(
+                        len(group), parallel)
+                    self._run_group(plan, group, outcomes, stop, threads, fail_fast)
+                    failed = sum(o.error is not None for o in outcomes.values())
+                    if batch is not None and failed > max_failed:
+                        for host in (h for later in groups[index + 1:] for h in later):
+                            self.out.host_finished(host, Status.SKIPPED,
+                                                   "not started: an earlier batch failed")
+                        break
+                    if stop.is_set():
+                        break
+            except KeyboardInterrupt:
+                stop.set()  # no new host, no next command; the caller hangs up
+                with self._lock:
+                    contexts = list(self._contexts.values())
+                _lock.interrupt(contexts, self.out)
+                raise
+        return [outcomes[host] for host in plan.hosts]
+
+    def _run_group(self, plan: Plan, hosts: list[str], outcomes: dict[str, HostOutcome],
+                   stop: threading.Event, threads: int, fail_fast: bool) -> None:
+        waiting = deque(hosts)
         lock = threading.Lock()
         go = threading.Event()
 
@@ -210,21 +244,15 @@ class Invocation:
                                            outcomes[host].error_line,
                                            outcomes[host].warnings)
 
-        threads = [threading.Thread(target=worker, name=f"hostout-{i}", daemon=True)
-                   for i in range(thread_count(len(plan.hosts), parallel))]
-        with self.out.progress(plan.hosts):
-            # Start every thread before any connects: Thread.start() waits for the new
-            # thread to run, which takes long once others are busy with SSH handshakes.
-            for thread in threads:
-                thread.start()
-            go.set()
-            try:
-                for thread in threads:
-                    thread.join()
-            except KeyboardInterrupt:
-                stop.set()  # no new host, no next command; the caller hangs up
-                raise
-        return [outcomes[host] for host in plan.hosts]
+        workers = [threading.Thread(target=worker, name=f"hostout-{i}", daemon=True)
+                   for i in range(threads)]
+        # Start every thread before any connects: Thread.start() waits for the new
+        # thread to run, which takes long once others are busy with SSH handshakes.
+        for thread in workers:
+            thread.start()
+        go.set()
+        for thread in workers:
+            thread.join()
 
     def close(self) -> None:
         with self._lock:

@@ -67,6 +67,8 @@ class RemoteCommand:
     # it downloads (package managers, builds): with ``tunnel = true`` it runs with hostout's
     # proxy in its environment, open for that command only
     network: bool = False
+    reads_only: bool = False  # changes nothing on the host: a plan may run it
+    label: str | None = None  # shown instead of a long script hostout wrote (``display``)
 
     def __post_init__(self) -> None:
         for name, _ in self.env:
@@ -94,4 +96,7 @@ class RemoteCommand:
         """What hostout prints for this command: the body, secrets masked."""
         who = f"sudo -u {self.sudo_user}" if self.sudo and self.sudo_user else "sudo"
         prefix = f"{who}: " if self.sudo else "run: "
-        return prefix + mask(self.body, self.secrets)
+        shown = self.body
+        if self.label is not None:
+            shown = f"cd {q(self.cwd)} && {self.label}" if self.cwd else self.label
+        return prefix + mask(shown, self.secrets)

@@ -6,16 +6,24 @@ they run and their output show with ``-v`` and are always in the kept log."""
 
 from __future__ import annotations
 
+import json
+from datetime import UTC, datetime
+
 from ..commands.context import Context
 from ..commands.registry import command
-from ..errors import ConfigError
+from ..errors import ConfigError, LayoutError, UsageError
 from ..images import compose as _compose
 from ..remote.base import Result
 from ..shell import RemoteCommand
 from ..steps import accounts as _accounts
 from ..steps import bootstrap as _bootstrap
 from ..steps import build as _build
+from ..steps import health as _health
+from ..steps import history as _history
 from ..steps import hostos as _hostos
+from ..steps import lock as _lock
+from ..steps import plan as _plan
+from ..steps import releases as _releases
 from ..steps import shipping as _shipping
 
 
@@ -36,23 +44,30 @@ def sudo(c: Context, *cmd: str) -> Result:
 @command(quiet=True)
 def deploy(c: Context) -> None:
     """predeploy, uploadeggs, uploadbuildout, buildout and then postdeploy"""
-    c.commands.predeploy()
-    c.commands.uploadeggs()
-    c.commands.uploadbuildout()
-    if _build.built_already(c):
-        c.report("nothing changed since the last successful build; not rebuilding "
-                 f"(bin/hostout {c.name} buildout forces it)")
-    else:
-        c.commands.buildout()
-    c.commands.postdeploy()
+    _accounts.accounts(c)  # a missing buildout-group: one line, before anything is locked
+    with _lock.locked(c, "deploy"):
+        c.commands.predeploy()
+        c.commands.uploadeggs()
+        c.commands.uploadbuildout()
+        if _build.built_already(c):
+            c.report("nothing changed since the last successful build; not rebuilding "
+                     f"(bin/hostout {c.name} buildout forces it)")
+        else:
+            c.commands.buildout()
+        c.commands.postdeploy()
 
 
 @command(quiet=True)
 def predeploy(c: Context) -> None:
     """Install buildout and its dependencies if needed. Hookpoint for plugins"""
     drift = _bootstrap.drift(c)
+    if drift.path_kind == "symlink" and not c.settings.releases:
+        raise LayoutError(f"{c.settings.path} is a symlink to a release (the release "
+                          "layout), but this host part says releases = false; remove that "
+                          "option to keep deploying releases", host=c.name)
     if not drift.bootstrapped:
-        c.report(f"no {c.settings.layout.buildout_script} yet: bootstrapping")
+        if not (drift.path_kind == "dir" and c.settings.releases):
+            c.report(f"no {c.settings.layout.buildout_script} yet: bootstrapping")
         c.commands.bootstrap()
         return
     # bootstrap follows the options: a changed python-version or system-packages, or new
@@ -68,9 +83,11 @@ def predeploy(c: Context) -> None:
 @command(quiet=True)
 def bootstrap(c: Context) -> None:
     """Install python and users needed to run buildout"""
-    c.commands.bootstrap_users()
-    c.commands.bootstrap_python()
-    c.commands.bootstrap_buildout()
+    _accounts.accounts(c)  # a missing buildout-group: one line, before anything is locked
+    with _lock.locked(c, "bootstrap"):
+        c.commands.bootstrap_users()
+        c.commands.bootstrap_python()
+        c.commands.bootstrap_buildout()
 
 
 @command(quiet=True)
@@ -116,13 +133,28 @@ def uploadbuildout(c: Context) -> None:
 
 @command(quiet=True)
 def buildout(c: Context, *args: str) -> None:
-    """Run the buildout on the remote server"""
-    _build.run_buildout(c, *args)
+    """Run the buildout on the remote server (a new release, switched to once built)"""
+    with _lock.locked(c, "buildout"):
+        _build.run_buildout(c, *args)
 
 
 @command(quiet=True)
 def postdeploy(c: Context) -> None:
     """Perform any final plugin tasks"""
+
+
+@command(quiet=True)
+def preswitch(c: Context) -> None:
+    """Hook point just before the running buildout changes (a new release, a rollback, an
+    in-place build): runs pre-commands"""
+    _build.run_commands(c, "pre-command", c.settings.pre_commands)
+
+
+@command(quiet=True)
+def postswitch(c: Context) -> None:
+    """Hook point just after it changed (after a failed in-place build too): runs
+    post-commands"""
+    _build.run_commands(c, "post-command", c.settings.post_commands)
 
 
 @command(quiet=True)
@@ -150,3 +182,116 @@ def docker(c: Context) -> str:
 def compose(c: Context, file: str = "docker-compose.yml") -> str:
     """Write docker-compose.yml running these parts' images (podman-compose / docker compose)"""
     return str(_compose.compose(c, file))
+
+
+# -- releases, the lock, history, plan ----------------------------------------------------------
+@command(quiet=True)
+def rollback(c: Context, release: str | None = None) -> str:
+    """Back to the previous release (or RELEASE): pre-commands, switch, post-commands"""
+    # bad input (no such release...) is one line, before anything is locked or changed
+    _releases.choose(c, _releases.probe(c), release)
+    with _lock.locked(c, "rollback"):
+        return _build.rollback(c, release)
+
+
+@command(quiet=True)
+def releases(c: Context, *args: str) -> list[dict[str, object]]:
+    """List the releases on the server: id, when, who, develop versions (--json)"""
+    as_json = _flags(c, "releases", args, ("--json",))[0]
+    server = _releases.probe(c)
+    _releases.expect(c, server)
+    if server.kind != "releases":
+        raise LayoutError(f"no releases on {c.settings.path}" + (
+            " (releases = false: it deploys in place)" if not c.settings.releases else
+            ": nothing deployed yet" if server.kind == "none" else
+            " yet: the next deploy takes the in-place buildout over"), host=c.name)
+    rows: list[dict[str, object]] = []
+    lines = []
+    for r in server.releases:
+        by, origin = r.meta.get("by") or "?", r.meta.get("from")
+        rows.append({"host": c.name, "id": r.id, "current": r.id == server.current,
+                     "created": r.meta.get("created"), "by": by, "from": origin,
+                     "develop": r.develop, "versions": r.meta.get("versions"),
+                     "status": r.status, "failed": r.failed})
+        who = f"{by}@{origin}" if origin else by
+        develop = ", ".join(f"{n} {v}" for n, v in sorted(r.develop.items())) or "-"
+        cells = ["*" if r.id == server.current else " ", r.id, _local(r.meta.get("created")),
+                 f"{who:<24}", f"{r.status:<10}", develop]
+        if r.failed:
+            cells.append(f"({r.failed})")
+        lines.append(f"[{c.name}] " + "  ".join(cells).rstrip())
+    if as_json or c.out.json:
+        c.out.plain([json.dumps(row, sort_keys=True) for row in rows])
+    else:
+        c.out.plain(lines or [f"[{c.name}] no releases"])
+    return rows
+
+
+@command(quiet=True)
+def history(c: Context, *args: str) -> list[dict[str, object]]:
+    """Print the server's history of deploys, rollbacks and failures (-n N, --json)"""
+    as_json, last = _flags(c, "history", args, ("--json", "-n"))
+    entries = _history.read(c, None if last == "all" else int(last or 20))
+    if as_json or c.out.json:
+        c.out.plain([e.to_json() for e in entries])
+    else:
+        c.out.plain([f"[{c.name}] {e.line()}" for e in entries]
+                    or [f"[{c.name}] no history yet"])
+    return [e.to_dict() for e in entries]
+
+
+@command(quiet=True)
+def unlock(c: Context) -> None:
+    """Remove the server's deploy lock, whoever holds it"""
+    record = _lock.unlock(c)
+    c.out.plain([f"[{c.name}] " + (f"removed the lock of {record.describe()}" if record
+                                   else "not locked")])
+
+
+@command(quiet=True)
+def plan(c: Context) -> dict[str, object]:
+    """What deploy would do, changing nothing on the server (deploy --dry-run)"""
+    found = _plan.make(c)
+    if c.out.json:
+        c.out.plain([json.dumps(found.to_dict(), sort_keys=True)])
+    else:
+        c.out.plain([f"[{c.name}] plan: {line}" for line in found.lines()])
+    return found.to_dict()
+
+
+@command(quiet=True)
+def healthcheck(c: Context) -> str:
+    """Run the health check (the healthcheck option) until it passes or times out"""
+    if c.settings.healthcheck is None:
+        raise UsageError("no healthcheck option for this host", host=c.name)
+    found = _build.check_health(c)
+    assert found is not None
+    c.report(f"{_health.what(c)}: {found.answer} after {found.seconds:.1f} s")
+    return found.answer
+
+
+def _flags(c: Context, name: str, args: tuple[str, ...], known: tuple[str, ...]
+           ) -> tuple[bool, str | None]:
+    """``--json`` and ``-n N`` of the listing commands."""
+    as_json, count = False, None
+    words = list(args)
+    while words:
+        word = words.pop(0)
+        if word == "--json" and "--json" in known:
+            as_json = True
+        elif word == "-n" and "-n" in known and words and (
+                words[0].isdigit() or words[0] == "all"):
+            count = words.pop(0)
+        else:
+            usage = " ".join(f"[{k} N]" if k == "-n" else f"[{k}]" for k in known)
+            raise UsageError(f"{name} takes: {name} {usage} (not {word!r})", host=c.name)
+    return as_json, count
+
+
+def _local(stamp: object) -> str:
+    """An ISO UTC time as local time, for people."""
+    try:
+        when = datetime.strptime(str(stamp), "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    except ValueError:
+        return f"{'?':<19}"
+    return when.astimezone().strftime("%Y-%m-%d %H:%M:%S")

@@ -31,7 +31,8 @@ OWN_OPTIONS = frozenset({
     "buildout", "buildout-user", "effective-user", "buildout-group", "python-version",
     "hostos", "pre-commands", "post-commands", "sudo-parts", "parts", "include",
     "buildout-cache", "system-packages", "fabfiles", "versionsfile", "host-key-checking",
-    "known-hosts", "ssh-config", "connect-timeout", "tunnel",
+    "known-hosts", "ssh-config", "connect-timeout", "tunnel", "releases", "keep-releases",
+    "healthcheck", "healthcheck-timeout", "lock-timeout",
     "docker-image", "docker-name", "docker-ports", "docker-environment", "docker-links",
 })
 
@@ -67,6 +68,10 @@ SAFE_RELATIVE = re.compile(r"^[A-Za-z0-9._+@%-][A-Za-z0-9._+@%/-]*$")
 SAFE_ACCOUNT = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
 #: A buildout part name.
 SAFE_PART = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]*$")
+#: A health check URL: http(s), a host, no white space or quotes (it travels quoted anyway).
+HEALTH_URL = re.compile(r"^https?://[^\s/'\"`\\]+(/[^\s'\"`\\]*)?$")
+TRUE_WORDS = ("true", "yes", "on", "1")
+FALSE_WORDS = ("false", "no", "off", "0")
 
 
 class Secret(str):
@@ -116,18 +121,70 @@ def parse_hoststring(value: str, *, part: str) -> tuple[str, int | None]:
 
 @dataclass(frozen=True)
 class Layout:
-    """Where things are on the server, derived from ``path`` and ``buildout-cache``::
+    """Where things are on the server, derived from ``path``, ``buildout-cache`` and
+    ``releases``.
 
-        path/                     a venv with zc.buildout; the buildout runs here
-          bin/buildout, bin/python
-          var/                    the application's data
-        buildout-cache/           (default path/buildout-cache)
-          downloads/dist/         every distribution the build needs: no index is read
-          eggs/
+    The release layout (``releases = true``, the default)::
+
+        path -> path.hostout/current      a symlink: where the running buildout is
+        path.hostout/                     ``home``: owned by buildout-user
+          current -> releases/ID          switched atomically (rename of a symlink)
+          releases/ID/                    one buildout per deploy that changed anything
+            var -> ../../var              every release shares var/
+          var/                            the application's data
+          staging/                        the cfg files of the next release (uploadbuildout)
+          venv/                           Python with zc.buildout: runs every release's build
+          buildout-cache/                 (default) downloads/dist/ and eggs/, shared
+          lock, history.jsonl             the deploy lock and the history
+
+    The in-place layout (``releases = false``: e.g. inside a docker image): ``path`` is the
+    venv and the buildout at once (``path/bin/buildout``, ``path/var``, by default
+    ``path/buildout-cache``); only the lock and the history live in ``path.hostout``.
     """
 
     path: PurePosixPath
     cache: PurePosixPath
+    releases: bool = False  # the release layout (else: in place)
+
+    @property
+    def home(self) -> PurePosixPath:
+        """``path.hostout``: beside path, so path itself can be a symlink."""
+        return self.path.parent / f"{self.path.name}.hostout"
+
+    @property
+    def state(self) -> PurePosixPath:
+        """Where the lock and the history are, in either layout."""
+        return self.home
+
+    @property
+    def lock(self) -> PurePosixPath:
+        return self.state / "lock"
+
+    @property
+    def history(self) -> PurePosixPath:
+        return self.state / "history.jsonl"
+
+    @property
+    def releases_dir(self) -> PurePosixPath:
+        return self.home / "releases"
+
+    @property
+    def current(self) -> PurePosixPath:
+        """The symlink naming the current release (release layout)."""
+        return self.home / "current"
+
+    def release(self, release_id: str) -> PurePosixPath:
+        return self.releases_dir / release_id
+
+    @property
+    def venv(self) -> PurePosixPath:
+        """The venv with zc.buildout that runs the build."""
+        return self.home / "venv" if self.releases else self.path
+
+    @property
+    def inputs(self) -> PurePosixPath:
+        """Where uploadbuildout puts the cfg files: the next release's, or path itself."""
+        return self.home / "staging" if self.releases else self.path
 
     @property
     def downloads(self) -> PurePosixPath:
@@ -143,15 +200,15 @@ class Layout:
 
     @property
     def buildout_script(self) -> PurePosixPath:
-        return self.path / "bin" / "buildout"
+        return self.venv / "bin" / "buildout"
 
     @property
     def python(self) -> PurePosixPath:
-        return self.path / "bin" / "python"
+        return self.venv / "bin" / "python"
 
     @property
     def var(self) -> PurePosixPath:
-        return self.path / "var"
+        return self.home / "var" if self.releases else self.path / "var"
 
 
 @dataclass(frozen=True)
@@ -201,6 +258,11 @@ class HostSettings:
     image: ImageSettings  # the docker-* options (bin/hostout PART docker / compose)
     options: Mapping[str, str] = field(repr=False)
     tunnel: bool = False  # the server downloads through hostout's proxy, over SSH
+    releases: bool = True  # the release layout; False: in place (see Layout)
+    keep_releases: int = 5  # releases kept, the current and the previous always among them
+    healthcheck: str | None = None  # an http(s) URL fetched on the server, or a command
+    healthcheck_timeout: float = 60.0  # seconds deploy waits for the health check
+    lock_timeout: float = 30.0  # a lock whose holder stopped refreshing it is stale after
 
     @property
     def hoststring(self) -> str:
@@ -210,7 +272,15 @@ class HostSettings:
     @cached_property
     def layout(self) -> Layout:
         cache = self.buildout_cache or PurePosixPath("buildout-cache")
-        return Layout(self.path, cache if cache.is_absolute() else self.path / cache)
+        base = Layout(self.path, cache, self.releases).home if self.releases else self.path
+        return Layout(self.path, cache if cache.is_absolute() else base / cache,
+                      self.releases)
+
+    @property
+    def healthcheck_url(self) -> str | None:
+        """The health check when it is a URL (fetched on the server), else None."""
+        hc = self.healthcheck
+        return hc if hc is not None and HEALTH_URL.match(hc) else None
 
     def accounts(self, login: str) -> Accounts:
         """The accounts, given who the login user turned out to be. ``buildout-group`` is
@@ -378,6 +448,23 @@ def build_settings(
         _safe(package, re.compile(r"^[A-Za-z0-9][A-Za-z0-9.+_:=-]*$"), "system-packages", name,
               "a list of package names")
     password = _get(options, "password")
+    releases = _flag(_get(options, "releases"), "releases", name, default=True)
+    if releases and path.parent == path:
+        raise ConfigError("option path = '/' cannot hold releases; choose a directory such "
+                          "as /var/buildout/NAME", host=name)
+    keep_text = _get(options, "keep-releases") or "5"
+    if not keep_text.isdigit() or int(keep_text) < 2:
+        raise ConfigError(f"option keep-releases = {keep_text!r} must be a whole number >= 2 "
+                          "(the current and the previous release are always kept; "
+                          "releases = false deploys in place)", host=name)
+    healthcheck = _get(options, "healthcheck")
+    if healthcheck is not None:
+        if "\n" in healthcheck:
+            raise ConfigError("option healthcheck must be one URL or one command line",
+                              host=name)
+        if healthcheck.startswith(("http:", "https:")) and not HEALTH_URL.match(healthcheck):
+            raise ConfigError(f"option healthcheck = {healthcheck!r} is not an http(s) URL "
+                              "such as http://127.0.0.1:8080/", host=name)
     return HostSettings(
         name=name,
         hostname=hostname,
@@ -415,4 +502,32 @@ def build_settings(
         image=image_settings(name, options),
         options=dict(options),
         tunnel=boolean(_get(options, "tunnel"), "tunnel", name),
+        releases=releases,
+        keep_releases=int(keep_text),
+        healthcheck=healthcheck,
+        healthcheck_timeout=_seconds(options, "healthcheck-timeout", "60", name),
+        lock_timeout=_seconds(options, "lock-timeout", "30", name, least=5),
     )
+
+
+def _flag(value: str | None, option: str, part: str, *, default: bool) -> bool:
+    if value is None:
+        return default
+    if value.lower() in TRUE_WORDS:
+        return True
+    if value.lower() in FALSE_WORDS:
+        return False
+    raise ConfigError(f"option {option} = {value!r} must be true or false", host=part)
+
+
+def _seconds(options: Mapping[str, str], option: str, default: str, part: str, *,
+             least: float = 0.0) -> float:
+    text = _get(options, option) or default
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if value <= 0 or value < least or value > 86400:
+        raise ConfigError(f"option {option} = {text!r} must be seconds"
+                          + (f" >= {least:g}" if least else " > 0"), host=part)
+    return value

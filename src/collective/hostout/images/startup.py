@@ -32,7 +32,7 @@ START_SCRIPT = PurePosixPath("/usr/local/bin/hostout-start")
 def in_image(settings: HostSettings) -> HostSettings:
     """A part's settings as its image has them: the one place they differ from a
     server's. Post-commands are the image's command, so they are not run by the build."""
-    return replace(settings, post_commands=())
+    return replace(settings, post_commands=(), releases=False)
 
 #: Run the rest of the arguments as the user named first: its uid, gid and groups, its HOME
 #: (Python, which every image made by hostout has: no setpriv, su-exec or gosu needed).

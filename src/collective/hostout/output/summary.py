@@ -80,3 +80,19 @@ def print_summary(out: Output, outcomes: Sequence[HostOutcome]) -> None:
         out.show(table_summary(rows))
     else:
         out.plain(plain_summary(rows))
+
+
+def rollout_lines(outcomes: Sequence[HostOutcome], resume: str) -> list[str]:
+    """After a rolling deploy (``--batch``) that did not deploy every host: which hosts were
+    deployed, which failed, which were not started, and the command that resumes."""
+    groups = {status: [o.host for o in outcomes if o.status is status]
+              for status in (Status.OK, Status.FAILED, Status.SKIPPED)}
+    said = [f"{len(groups[Status.OK])} deployed", f"{len(groups[Status.FAILED])} failed",
+            f"{len(groups[Status.SKIPPED])} not started"]
+    lines = ["Rollout stopped: " + ", ".join(said)]
+    for status, label in ((Status.OK, "deployed"), (Status.FAILED, "failed"),
+                          (Status.SKIPPED, "not started")):
+        if groups[status]:
+            lines.append(f"  {label}: {' '.join(groups[status])}")
+    lines.append(f"Resume with: {resume}")
+    return lines

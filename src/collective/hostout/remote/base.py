@@ -5,7 +5,8 @@ account, copies files both ways and hangs up. Implementations:
 
 * :mod:`.ssh` -- a server over SSH (Fabric 3 / paramiko; the only code importing them);
 * :mod:`.container` -- a container through the Docker Engine API (``hostout docker``);
-* :mod:`.recording` -- a fake that records what it is asked, for unit tests.
+* :mod:`.recording` -- a fake that records what it is asked, for unit tests;
+* :mod:`.readonly` -- a wrapper letting only ``reads_only`` commands through (plans).
 
 Lifecycle: a remote is made per host per invocation, connects lazily on first use, may be
 used from its host's thread only, and is closed once (``close()``, or as a context manager).

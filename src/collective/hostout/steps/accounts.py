@@ -72,9 +72,10 @@ def bootstrap_users(c: Context) -> Accounts:
     return a
 
 
-def owners_script(a: Accounts, lay: Layout) -> str:
-    """Root shell text for the seed's ownership model: code read-only to the app, var/ its."""
-    p, var = q(lay.path), q(lay.var)
+def owners_script(a: Accounts, lay: Layout, code: str | None = None) -> str:
+    """Root shell text for the seed's ownership model: code read-only to the app, var/ its.
+    ``code`` is the buildout directory as a shell word: path (in place), or a release."""
+    p, var = code or q(lay.path), q(lay.var)
     return "\n".join([
         "set -e",
         f"chown -R {q(a.buildout_user)}:{q(a.group)} {p}",
@@ -85,9 +86,17 @@ def owners_script(a: Accounts, lay: Layout) -> str:
     ])
 
 
-def setowners(c: Context) -> Accounts:
+def setowners(c: Context, code: str | None = None) -> Accounts:
+    """Ownership of the buildout (``code``: a release's directory; by default path, or in
+    the release layout the current release), var/ and the buildout-cache."""
     a, lay = accounts(c), c.settings.layout
-    script = owners_script(a, lay)
+    if code is not None:
+        word = q(code)
+    elif lay.releases:
+        word = f'"$(readlink -f {q(lay.path)})"'
+    else:
+        word = None
+    script = owners_script(a, lay, word)
     if not lay.cache.is_relative_to(lay.path):  # a buildout-cache elsewhere: the code's too
         script += f"\nchown -R {q(a.buildout_user)}:{q(a.group)} {q(lay.cache)}"
     run_step(c, "setowners", RemoteCommand(script, sudo=True))

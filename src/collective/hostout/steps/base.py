@@ -39,7 +39,8 @@ def run_step(c: Context, step: str, cmd: RemoteCommand) -> Result:
 def remote_target(c: Context, python: str | None = None,
                   account: Account = Account.LOGIN) -> dists.Target | None:
     """The platform of the server's pythonX.Y (or ``python``), or None when it has none."""
-    probe = replace(system.probe_python(c.settings.python_version, python), account=account)
+    probe = replace(system.probe_python(c.settings.python_version, python), account=account,
+                    reads_only=True)
     res = c.remote.execute(probe, warn=True, hide=True, echo=False)
     if not res.ok:
         return None

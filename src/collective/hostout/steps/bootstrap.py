@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 
 from ..commands.context import Context
-from ..errors import HostoutError, NotBootstrapped, UnsupportedSystem
+from ..errors import HostoutError, LayoutError, NotBootstrapped, UnsupportedSystem
 from ..packaging import dists, versions
 from ..server import debs, system
 from ..shell import Account, RemoteCommand, join, last_line, q
@@ -133,28 +133,69 @@ def pins_digest(pins: dict[str, str], version: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def layout_dirs(c: Context) -> list[PurePosixPath]:
+    """The directories bootstrap makes for the buildout user (besides var/ and the venv)."""
+    lay = c.settings.layout
+    if lay.releases:
+        return [lay.home, lay.releases_dir, lay.inputs, lay.cache, lay.downloads, lay.dist,
+                lay.eggs]
+    return [lay.path, lay.cache, lay.downloads, lay.dist, lay.eggs, lay.home]
+
+
 def bootstrap_buildout(c: Context) -> None:
     lay = c.settings.layout
     version = c.settings.python_version
-    dirs = [lay.path, lay.cache, lay.downloads, lay.dist, lay.eggs]
-    have = c.remote.execute(RemoteCommand(" && ".join(f"test -d {q(d)}" for d in dirs),
-                                          account=Account.BUILDOUT), warn=True, hide=True,
-                            echo=False).ok
+    dirs = layout_dirs(c)
+    checks = [f"test -d {q(d)}" for d in dirs]
+    if lay.releases:
+        checks += [f"test -d {q(lay.var)}", f"test -L {q(lay.path)}"]
+    probe = "\n".join([
+        f"if [ -L {q(lay.path)} ]; then echo path-symlink; "
+        f"elif [ -d {q(lay.path)} ]; then echo path-dir; fi",
+        f"{' && '.join(checks)} && echo have",
+        "true",
+    ])
+    try:
+        found = c.remote.execute(RemoteCommand(probe, account=Account.BUILDOUT, reads_only=True),
+                                 hide=True, echo=False).stdout.split()
+    except NotBootstrapped:  # the buildout user cannot log in: the login user looks
+        found = c.remote.execute(RemoteCommand(probe, reads_only=True), hide=True,
+                                 echo=False).stdout.split()
+    if "path-symlink" in found and not lay.releases:
+        raise LayoutError(f"{lay.path} is a symlink to a release (the release layout), but "
+                          "this host part says releases = false; remove that option to keep "
+                          "deploying releases", host=c.name)
     state(c).bootstrapped = True
-    if not have:  # only a first bootstrap (or a missing directory) needs root
+    if lay.releases and "path-dir" in found:
+        from .releases import takeover_prepare
+
+        moved = takeover_prepare(c)
+        c.report(f"taking over the in-place buildout in {lay.path}: releases from now on in "
+                 f"{lay.releases_dir}" + (f" (moved {', '.join(moved)} to {lay.home}, with "
+                                          "symlinks left behind)" if moved else ""))
+        found.remove("path-dir")
+    if "have" not in found:  # only a first bootstrap (or a missing directory) needs root
         a = accounts(c)
-        mkdirs = "\n".join(f"install -d -o {q(a.buildout_user)} -g {q(a.group)} -m 2750 {q(d)}"
-                           for d in dirs)
-        run_step(c, "bootstrap_buildout", RemoteCommand(f"set -e\n{mkdirs}", sudo=True))
+        mkdirs = [f"install -d -o {q(a.buildout_user)} -g {q(a.group)} -m 2750 {q(d)}"
+                  for d in dirs]
+        if lay.releases:
+            mkdirs += [
+                f"install -d -o {q(a.effective_user)} -g {q(a.group)} -m 2770 {q(lay.var)}",
+                # path is where the running buildout is: the current release
+                f"[ -e {q(lay.path)} ] || [ -L {q(lay.path)} ] || "
+                f"ln -s {q(lay.home.name + '/current')} {q(lay.path)}",
+            ]
+        run_step(c, "bootstrap_buildout", RemoteCommand("set -e\n" + "\n".join(mkdirs),
+                                                        sudo=True))
     # A venv of another Python (python-version changed): its interpreter links are
-    # replaced in place; the buildout, var/ and the caches in path stay.
+    # replaced in place; the buildout, var/ and the caches stay.
+    bindir = q(lay.venv / "bin")
     venv = "\n".join([
         f"if [ -x {q(lay.python)} ] && ! {q(lay.python)} -c {q(_is_version(version))}; then",
-        f"  rm -f {q(lay.path / 'bin')}/python {q(lay.path / 'bin')}/python3 "
-        f"{q(lay.path / 'bin')}/python3.*",
+        f"  rm -f {bindir}/python {bindir}/python3 {bindir}/python3.*",
         f"  echo {q(REMADE)}",
         "fi",
-        f"test -x {q(lay.python)} || python{version} -m venv {q(lay.path)}",
+        f"test -x {q(lay.python)} || python{version} -m venv {q(lay.venv)}",
     ])
     made = run_step(c, "bootstrap_buildout", RemoteCommand(venv, account=Account.BUILDOUT))
     pins = bootstrap_pins(c)
@@ -163,12 +204,12 @@ def bootstrap_buildout(c: Context) -> None:
                     "--disable-pip-version-check", "--find-links", str(lay.dist),
                     *[f"{n}=={v}" for n, v in pins.items()]])
     run_step(c, "bootstrap_buildout", RemoteCommand(install, account=Account.BUILDOUT))
-    marker = lay.path / BOOTSTRAP_MARKER
+    marker = lay.venv / BOOTSTRAP_MARKER
     c.remote.execute(RemoteCommand(f"printf '%s\\n' {q(pins_digest(pins, version))} > "
                                    f"{q(marker)}", account=Account.BUILDOUT), echo=False)
     names = [f"{n} {v}" for n, v in pins.items()]
     what = ("now runs Python" if REMADE in made.stdout else "is a Python")
-    c.report(f"{lay.path} {what} {version} venv with " + ", ".join(names[:2])
+    c.report(f"{lay.venv} {what} {version} venv with " + ", ".join(names[:2])
              + (f" and {len(names) - 2} more" if len(names) > 2 else ""))
 
 
@@ -184,10 +225,11 @@ def _is_version(version: str) -> str:
 class Drift:
     """How the server's bootstrap differs from what the options ask for now."""
 
-    bootstrapped: bool  # path/bin/buildout exists
+    bootstrapped: bool  # the venv's bin/buildout exists
     venv_python: str | None  # the X.Y the venv runs
     missing_packages: tuple[str, ...]  # system-packages not installed
     pins_digest: str | None  # what bootstrap_buildout last installed
+    path_kind: str | None = None  # "symlink" (release layout), "dir" (in place) or None
 
     def needs_python(self, version: str) -> bool:
         return bool(self.missing_packages) or self.venv_python != version
@@ -203,13 +245,17 @@ def drift(c: Context) -> Drift:
     script = "\n".join([
         f"test -x {q(lay.buildout_script)} && echo bootstrapped",
         f"{q(lay.python)} -c {q(VENV_PYTHON)} 2>/dev/null",
-        f"cat {q(lay.path / BOOTSTRAP_MARKER)} 2>/dev/null | sed 's/^/bootstrap-pins /'",
+        f"cat {q(lay.venv / BOOTSTRAP_MARKER)} 2>/dev/null | sed 's/^/bootstrap-pins /'",
         system.missing_packages(c.settings.system_packages),
+        f"if [ -L {q(lay.path)} ]; then echo path symlink; "
+        f"elif [ -d {q(lay.path)} ]; then echo path dir; fi",
         "true",
     ])
     try:
-        res = c.remote.execute(RemoteCommand(script, account=Account.BUILDOUT), warn=True,
-                               hide=True, echo=False)
+        res = c.remote.execute(RemoteCommand(script, account=Account.BUILDOUT,
+                                             reads_only=True, label="look at the venv, its "
+                                             f"Python, system packages and {lay.path}"),
+                               warn=True, hide=True, echo=False)
     except NotBootstrapped:  # the buildout user cannot log in yet
         return Drift(False, None, (), None)
     found: dict[str, str] = {}
@@ -221,7 +267,7 @@ def drift(c: Context) -> Drift:
         else:
             found[word] = rest.strip()
     return Drift("bootstrapped" in found, found.get("venv-python"), tuple(missing),
-                 found.get("bootstrap-pins"))
+                 found.get("bootstrap-pins"), found.get("path"))
 
 
 VENV_PYTHON = "import sys; print('venv-python %d.%d' % sys.version_info[:2])"

@@ -32,8 +32,8 @@ GENERATED = ("pinned.cfg", "hostout.cfg")
 
 # -- distributions -------------------------------------------------------------------------
 def remote_listing(c: Context, directory: PurePosixPath) -> set[str]:
-    res = c.remote.execute(RemoteCommand(f"ls -1 {q(directory)}", account=Account.BUILDOUT),
-                           hide=True, echo=False)
+    res = c.remote.execute(RemoteCommand(f"ls -1 {q(directory)}", account=Account.BUILDOUT,
+                                         reads_only=True), hide=True, echo=False)
     return set(res.stdout.split())
 
 
@@ -256,25 +256,32 @@ def hostout_cfg(c: Context, lay: Layout) -> str:
     return "\n".join(lines) + "\n"
 
 
-def sync(c: Context, files: Mapping[PurePosixPath, Path]) -> list[PurePosixPath]:
-    """Upload the files whose content differs on the server; return what travelled."""
+def changed_files(c: Context, files: Mapping[PurePosixPath, Path]) -> list[PurePosixPath]:
+    """The files whose content differs on the server (in the layout's ``inputs``: path in
+    place, the staging directory of the next release otherwise)."""
     lay = c.settings.layout
     names = sorted(files)
-    check = f"cd {q(lay.path)} && sha256sum -- {join([str(n) for n in names])} 2>/dev/null"
-    res = c.remote.execute(RemoteCommand(check, account=Account.BUILDOUT), warn=True,
-                           hide=True, echo=False)
+    check = f"cd {q(lay.inputs)} && sha256sum -- {join([str(n) for n in names])} 2>/dev/null"
+    res = c.remote.execute(RemoteCommand(check, account=Account.BUILDOUT, reads_only=True),
+                           warn=True, hide=True, echo=False)
     remote = {}
     for line in res.stdout.splitlines():
         digest, _, name = line.partition("  ")
         remote[name] = digest
-    changed = [n for n in names if remote.get(str(n)) != sha256_file(files[n])]
-    dirs = sorted({str(lay.path / n.parent) for n in changed if str(n.parent) != "."})
+    return [n for n in names if remote.get(str(n)) != sha256_file(files[n])]
+
+
+def sync(c: Context, files: Mapping[PurePosixPath, Path]) -> list[PurePosixPath]:
+    """Upload the files whose content differs on the server; return what travelled."""
+    lay = c.settings.layout
+    changed = changed_files(c, files)
+    dirs = sorted({str(lay.inputs / n.parent) for n in changed if str(n.parent) != "."})
     if dirs:
         c.remote.execute(RemoteCommand(join(["mkdir", "-p", *dirs]), account=Account.BUILDOUT),
                          echo=False)
     for n in changed:
         c.out.line(c.name, f"upload {n}")
-        c.remote.put(files[n], lay.path / n, account=Account.BUILDOUT)
+        c.remote.put(files[n], lay.inputs / n, account=Account.BUILDOUT)
     return changed
 
 

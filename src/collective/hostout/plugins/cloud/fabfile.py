@@ -94,6 +94,13 @@ def images(c: Context) -> None:
 
 
 @command(quiet=True)
+def deploy(c: Context) -> None:
+    """predeploy, uploadeggs, uploadbuildout, buildout, postdeploy (the host's VM must exist)"""
+    control.check_created(c)  # before the deploy takes the server's lock: there is no server
+    c.super()
+
+
+@command(quiet=True)
 def predeploy(c: Context) -> None:
     """Install buildout and its dependencies if needed (the host's VM must exist)"""
     control.check_created(c)

@@ -1,10 +1,9 @@
 """What hostout.supervisor does to a server, in one place.
 
-The deploy hook is :func:`around_switch` (or its halves :func:`before_switch` and
-:func:`after_switch`): supervisord stops before the new build takes over and starts (or
-reloads) after it; with ``rollingrestart`` it keeps running and its programs are restarted
-one at a time afterwards. The fabfile calls it around the ``buildout`` command today, where
-the pre- and post-commands run.
+The deploy hooks are :func:`before_switch` and :func:`after_switch` (the fabfile's
+``preswitch`` and ``postswitch``): supervisord stops before the running buildout changes and
+starts (or reloads) after it; with ``rollingrestart`` (in place only) it keeps running and
+its programs are restarted one at a time afterwards.
 
 supervisorctl runs as the buildout user (it talks to supervisord over its http server), or
 as root with ``sudosupervisor``; supervisord itself runs as the effective user, or as root
@@ -15,8 +14,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import PurePosixPath
 
@@ -235,7 +233,7 @@ def before_switch(c: Context) -> None:
     cmd, _ = daemon_command(c, sup)
     if cmd.sudo:
         c.remote.execute(replace(cmd, script="true"), hide=True, echo=False)
-    if not sup.rolling:
+    if not rolling(c, sup):
         stop(c, sup)
 
 
@@ -246,23 +244,26 @@ def after_switch(c: Context) -> None:
     if cmd.sudo_user and not build.uses_sudo(c):
         # the build ran without sudo, so nobody gave var/ to the user supervisord runs as
         c.commands.setowners()
-    c.report(rolling_restart(c, sup) if sup.rolling else start(c, sup))
+    c.report(rolling_restart(c, sup) if rolling(c, sup) else start(c, sup))
 
 
-@contextmanager
-def around_switch(c: Context) -> Iterator[None]:
-    """supervisord down for the switch and up again after it, even when the build failed
-    (then a failure to start is a warning: the build's error is the one reported)."""
-    before_switch(c)
-    try:
-        yield
-    except BaseException:
-        try:
-            after_switch(c)
-        except HostoutError as err:
-            c.warn(f"after the failed build, supervisord: {err.message}")
-        raise
-    after_switch(c)
+def rolling(c: Context, sup: Supervisor) -> bool:
+    """Whether this deploy restarts programs one at a time. Not across releases: a running
+    supervisord keeps the configuration of the release it started from (reread and update
+    read that file again), so its programs would run the old release's code; it is stopped
+    and started from the new release instead, with a warning."""
+    if sup.rolling and c.settings.layout.releases:
+        if not c.state(_Warned).rolling:
+            c.state(_Warned).rolling = True
+            c.warn("rollingrestart applies in place only (releases = false): supervisord was "
+                   "restarted from the new release")
+        return False
+    return sup.rolling
+
+
+@dataclass
+class _Warned:
+    rolling: bool = False
 
 
 # -- start on boot ------------------------------------------------------------------------------

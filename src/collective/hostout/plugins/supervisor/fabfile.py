@@ -1,8 +1,8 @@
 """The commands of hostout.supervisor (``extends = hostout.supervisor``).
 
-The one deploy hook is the ``buildout`` override: supervisord stops before the build and
-starts (or reloads) after it, where the pre- and post-commands run
-(:func:`.control.around_switch`).
+The deploy hooks are ``preswitch`` and ``postswitch``: supervisord stops just before the
+running buildout changes (the switch to a new release, a rollback, an in-place build) and
+starts after it (:func:`.control.before_switch`, :func:`.control.after_switch`).
 """
 
 from __future__ import annotations
@@ -15,10 +15,19 @@ from . import control
 
 
 @command(quiet=True)
-def buildout(c: Context, *args: str) -> None:
-    """Run the buildout on the remote server, supervisord stopped meanwhile (hostout.supervisor)"""
-    with control.around_switch(c):
-        c.super(*args)
+def preswitch(c: Context) -> None:
+    """The pre-commands, then stop supervisord before the running buildout changes
+    (hostout.supervisor)"""
+    c.super()
+    control.before_switch(c)
+
+
+@command(quiet=True)
+def postswitch(c: Context) -> None:
+    """Start supervisord from the buildout now running, then the post-commands
+    (hostout.supervisor)"""
+    control.after_switch(c)
+    c.super()
 
 
 @command

@@ -127,6 +127,12 @@ class SshRemote:
             account = Account.LOGIN
         with self._lock:
             conn = self._connections.get(account)
+            if conn is not None and not conn.is_connected:
+                # the connection dropped: open it again here, so that a failure is one of
+                # hostout's errors (Fabric would reconnect by itself, raising paramiko's)
+                conn.close()  # forgets its SFTP session too
+                del self._connections[account]
+                conn = None
             if conn is None:
                 conn = self._open(account)
                 self._connections[account] = conn
@@ -283,6 +289,9 @@ class SshRemote:
         finally:
             out.finish()
             err.finish()
+        if raw.exited == -1:  # no exit status: the connection went away under the command
+            raise ConnectError(f"lost the connection to {self.settings.hoststring} while "
+                               f"running '{cmd.display()}'", host=self.name)
         result = Result(cmd, raw.stdout, raw.stderr.replace(SUDO_PROMPT, ""), raw.exited)
         if not result.ok and not warn:
             raise CommandFailed(
@@ -309,9 +318,14 @@ class SshRemote:
             if mode is not None:
                 sftp.chmod(tmp, mode)
             sftp.posix_rename(tmp, remote)
-        except BaseException:
-            with contextlib.suppress(OSError):
+        except BaseException as err:
+            with contextlib.suppress(Exception):
                 sftp.remove(tmp)
+            if isinstance(err, (EOFError, paramiko.SSHException)) or (
+                    isinstance(err, OSError) and not conn.is_connected):
+                raise ConnectError(f"lost the connection to {self.settings.hoststring} while "
+                                   f"uploading {remote} ({type(err).__name__})",
+                                   host=self.name, cause=err) from None
             raise
 
     def get(self, remote: str | PurePosixPath, local: str | Path, *,
