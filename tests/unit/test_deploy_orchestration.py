@@ -18,6 +18,7 @@ from collective.hostout.config.settings import build_settings
 from collective.hostout.errors import CommandFailed
 from collective.hostout.output import QUIET, Output
 from collective.hostout.packaging.dists import Target
+from collective.hostout.packaging.resolve import Resolution
 from collective.hostout.steps.bootstrap import BOOTSTRAP_MARKER, bootstrap_pins, pins_digest
 from collective.hostout.steps.build import MARKER
 
@@ -34,6 +35,14 @@ class FakePackager:
 
     def releases(self) -> list[object]:
         return []
+
+    def resolution(self, cfg: Path, *, pins: Mapping[str, str], pinned_by_cfg: Mapping[str, str],
+                   parts: tuple[str, ...] = (), skip_parts: tuple[str, ...] = ()) -> Resolution:
+        """The chosen cfg as if buildout resolved it: its own pins, its parts."""
+        self.resolved = (cfg.name, dict(pins), tuple(parts), tuple(skip_parts))
+        return Resolution(cfg=cfg.name, pins=dict(pins), parts=tuple(parts) or ("app",),
+                          buildout_options={}, unpinned=(), not_run={}, skipped=(),
+                          digest="0" * 64)
 
     def distributions(self, pins: Mapping[str, str], target: Target) -> dict[str, Path]:
         self.asked.append((dict(pins), target))

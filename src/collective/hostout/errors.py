@@ -105,3 +105,7 @@ class ReleaseError(HostoutError):
 
 class DistributionError(HostoutError):
     """A pinned distribution could not be found or fetched."""
+
+
+class ResolutionError(HostoutError):
+    """The cfg built on the server does not build on this machine (so it would not there)."""

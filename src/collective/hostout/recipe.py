@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import os
 import sys
 from collections.abc import Iterator, MutableMapping
 from dataclasses import replace
@@ -24,6 +25,7 @@ from .config.optionsfile import RELATIVE_LOCATION, OptionsFile, digests
 from .config.settings import MERGED_OPTIONS, build_settings, lines, words
 from .errors import HostoutError
 from .packaging import versions
+from .packaging.scratch import SCRATCH_ENV
 from .packaging.usage import UsageRecorder
 
 log = logging.getLogger("collective.hostout")
@@ -193,8 +195,8 @@ class Recipe:
         registry = _registry(self.buildout)
         plugins = {p for recipe in registry.values() for p in recipe.plugins}
         self.recorder.stop()
-        if not self.recorder.completed:
-            return
+        if not self.recorder.completed or os.environ.get(SCRATCH_ENV):
+            return  # a failed build, or deploy's scratch build of the chosen cfg
         used = self.recorder.finish(self.buildout, skip=[SCRIPT_EGG, *sorted(plugins)])
         used_versions = versions.used_versions(
             [(u.name, u.version) for u in used if not u.develop], pins=pins,
@@ -232,6 +234,7 @@ class Recipe:
             download_cache=(self.directory / cache) if cache else None,
             versions_section=b.get("versions", "versions"),
             python=sys.executable,
+            eggs_directory=Path(b["eggs-directory"]),
         )
 
     def _script(self, plugins: list[str]) -> list[str]:

@@ -32,6 +32,8 @@ def sudo(c: Context, *cmd: str) -> Result:
 @command(quiet=True)
 def deploy(c: Context) -> None:
     """predeploy, uploadeggs, uploadbuildout, buildout and then postdeploy"""
+    # first: a cfg that does not build here stops the deploy before anything is uploaded
+    _shipping.resolution(c)
     c.commands.predeploy()
     c.commands.uploadeggs()
     c.commands.uploadbuildout()

@@ -4,12 +4,12 @@ all the hosts of an invocation (they may run side by side), in hostout's working
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from ..config.facts import BuildoutFacts
 from ..shared import Shared
-from . import dists
+from . import dists, resolve
 from .release import Release, release_all
 
 
@@ -26,7 +26,18 @@ class Packager:
     def distributions(self, pins: Mapping[str, str], target: dists.Target) -> dict[str, Path]:
         """A distribution file for every pin that fits ``target``: from buildout's download
         cache, hostout's own, else downloaded once."""
-        caches = [self.facts.download_cache / "dist"] if self.facts.download_cache else []
+        caches = [resolve.scratch_cache(self.facts) / "dist"]
         key = ("dists", tuple(sorted(pins.items())), target)
         return self.shared.once(key, lambda: dists.collect(
             pins, self.facts.work_dir("dists"), caches=caches, target=target))
+
+    def resolution(self, cfg: Path, *, pins: Mapping[str, str], pinned_by_cfg: Mapping[str, str],
+                   parts: Sequence[str] = (), skip_parts: Sequence[str] = ()
+                   ) -> resolve.Resolution:
+        """The chosen cfg's distributions and parts, resolved here by buildout (once for all
+        hosts building the same cfg; cached on disk by the digest of its inputs)."""
+        key = ("resolution", str(cfg), tuple(sorted(pins.items())), tuple(parts),
+               tuple(skip_parts))
+        return self.shared.once(key, lambda: resolve.resolve(
+            self.facts, cfg, pins=pins, pinned_by_cfg=pinned_by_cfg, parts=parts,
+            skip_parts=skip_parts))

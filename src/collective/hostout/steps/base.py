@@ -7,6 +7,7 @@ from dataclasses import dataclass, replace
 from ..commands.context import Context
 from ..errors import BootstrapError, CommandFailed, NotBootstrapped
 from ..packaging import dists
+from ..packaging.resolve import Resolution
 from ..remote.base import Result
 from ..server import system
 from ..shell import Account, RemoteCommand
@@ -19,6 +20,7 @@ class DeployState:
     target: dists.Target | None = None  # the server's Python and platform, once known
     bootstrapped: bool = False  # bootstrap ran in this invocation (so sudo is in use)
     pins: dict[str, str] | None = None  # every version the server's build may need
+    resolution: Resolution | None = None  # the chosen cfg as buildout resolved it here
     build_digest: str | None = None  # what decides the build: the uploaded inputs
 
 

@@ -13,6 +13,8 @@ import hashlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path, PurePosixPath
 
+from packaging.utils import canonicalize_name
+
 from ..commands.context import Context
 from ..config import cfgfiles
 from ..config.settings import Layout
@@ -20,6 +22,7 @@ from ..errors import HostoutError
 from ..files import sha256_file
 from ..packaging import versions
 from ..packaging.release import Release
+from ..packaging.resolve import Resolution
 from ..shell import Account, RemoteCommand, join, q
 from .base import state, target
 
@@ -56,9 +59,36 @@ def chosen_chain(c: Context) -> list[Path]:
     return cfgfiles.config_chain(c.facts.directory / c.settings.buildout_cfg)
 
 
+def resolution(c: Context) -> Resolution:
+    """The chosen cfg as buildout resolves it on this machine, at the versions the local
+    build used: every distribution the server's build needs (eggs only production uses
+    included) and its parts list. Worked out once per host, at the start of deploy (a cfg
+    that does not build here fails the deploy before anything is uploaded)."""
+    st = state(c)
+    if st.resolution is None:
+        cfg = c.facts.directory / c.settings.buildout_cfg
+        section = c.facts.versions_section
+        chain = cfgfiles.chain_pins(cfg, section)
+        pins = dict(chain)
+        if c.settings.versionsfile.is_file():
+            pins.update(versions.read(c.settings.versionsfile, section))
+        try:
+            st.resolution = c.packager.resolution(
+                cfg, pins=pins, pinned_by_cfg=chain, parts=c.settings.parts,
+                skip_parts=c.settings.sudo_parts)
+        except HostoutError as err:
+            raise type(err)(err.message, host=c.name, cause=err.cause) from err
+        line = st.resolution.unpinned_line()
+        if line:
+            c.report(line)
+        for part, what in st.resolution.not_run.items():
+            c.out.line(c.name, f"resolve: part {part} not installed here ({what})", level=1)
+    return st.resolution
+
+
 def remote_pins(c: Context) -> dict[str, str]:
-    """Everything the server's build may need, worked out once per host: the chosen
-    buildout's own pins (eggs only production uses), what the local build used, and the
+    """Every version pinned on the server, worked out once per host: the chosen buildout's
+    own pins, what the local build used, what the chosen cfg resolved here, and the
     develop releases."""
     st = state(c)
     if st.pins is None:
@@ -66,9 +96,18 @@ def remote_pins(c: Context) -> dict[str, str]:
         pins = cfgfiles.chain_pins(c.facts.directory / c.settings.buildout_cfg, section)
         if c.settings.versionsfile.is_file():
             pins.update(versions.read(c.settings.versionsfile, section))
+        pins.update(resolution(c).pins)
         pins.update({r.name: r.version for r in c.packager.releases()})
         st.pins = pins
     return st.pins
+
+
+def shipped_pins(c: Context) -> dict[str, str]:
+    """The distributions the server's build uses, besides the develop releases: what the
+    chosen cfg resolved here (not the local build's own extras, e.g. its test tools)."""
+    released = {canonicalize_name(r.name) for r in c.packager.releases()}
+    return {n: v for n, v in resolution(c).pins.items()
+            if canonicalize_name(n) not in released}
 
 
 # -- uploadeggs -------------------------------------------------------------------------------
@@ -79,7 +118,7 @@ def uploadeggs(c: Context) -> dict[str, str]:
         verb = "changed. Releasing" if r.rebuilt else "unchanged. Reusing"
         c.out.info(f"Develop egg {r.source.name} {verb} {r.name} = {r.version}",
                    host=c.name)
-    others = {n: v for n, v in remote_pins(c).items() if n not in found}
+    others = shipped_pins(c)
     new = ship(c, others, extra=[r.sdist for r in built])
     c.out.info("Eggs to transport: " + ", ".join(f"{n} = {v}" for n, v in found.items())
                if found else "No develop eggs to transport", host=c.name)
@@ -116,8 +155,16 @@ def hostout_cfg(c: Context, lay: Layout) -> str:
         "install-from-cache = true",
         "newest = false",
     ]
-    if s.parts:
-        lines.append("parts = " + " ".join(s.parts))
+    resolved = resolution(c)
+    # the parts list as buildout resolved it here: a `parts = ${x:parts} app` left to the
+    # server would load x's recipe before install-from-cache applies (and read an index)
+    lines.append("parts = " + " ".join(s.parts or resolved.parts))
+    # other [buildout] options naming another section, for the same reason (those holding
+    # this machine's paths cannot serve the server and are left to it)
+    ours = {line.partition(" =")[0] for line in lines[1:]}
+    for key, value in sorted(resolved.buildout_options.items()):
+        if key not in ours and str(c.facts.directory) not in value:
+            lines.append(f"{key} = " + "\n    ".join(value.strip().splitlines()))
     return "\n".join(lines) + "\n"
 
 
