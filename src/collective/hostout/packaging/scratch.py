@@ -44,17 +44,29 @@ class Refused(PermissionError):
 class Guard:
     """Stops commands and writes outside ``roots`` while active (during a part's install)."""
 
-    def __init__(self, roots: list[str]) -> None:
+    def __init__(self, roots: list[str], *, protected: str = "",
+                 also: list[str] | None = None) -> None:
         self.roots = [os.path.realpath(r) for r in roots if r]
+        self.protected = os.path.realpath(protected) if protected else ""
+        self.also = [os.path.realpath(r) for r in also or () if r]
         self.active = False
         self.refused: str | None = None
 
+    @staticmethod
+    def _under(real: str, roots: list[str]) -> bool:
+        return any(real == r or real.startswith(r + os.sep) for r in roots)
+
     def _inside(self, path: Any) -> bool:
+        """In a root; else, outside the protected (real buildout) directory, in ``also``."""
         try:
             real = os.path.realpath(os.fsdecode(path))
         except TypeError:  # a file descriptor
             return True
-        return any(real == r or real.startswith(r + os.sep) for r in self.roots)
+        if self._under(real, self.roots):
+            return True
+        if self.protected and self._under(real, [self.protected]):
+            return False
+        return self._under(real, self.also)
 
     def refuse(self, what: str) -> None:
         self.refused = what
@@ -146,8 +158,9 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
     os.environ[SCRATCH_ENV] = "1"
     recorder = UsageRecorder().start()
     roots = [request["directory"], request["eggs_directory"], request.get("download_cache", ""),
-             tempfile.gettempdir(), *request.get("writable", ())]
-    guard = Guard(roots)
+             *request.get("writable", ())]
+    # the temporary directory too (downloads go there first), but never the real buildout
+    guard = Guard(roots, protected=request["real_directory"], also=[tempfile.gettempdir()])
     guard.install()
     hooks: dict[str, Callable[[], Any]] = {}
     for spec in request.get("hooks", ()):
@@ -166,7 +179,8 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
         seen["buildout"] = self
         b = self["buildout"]
         # develop paths are relative to the real buildout, not to the scratch one
-        b["develop"] = "\n".join(os.path.join(real_directory, d) for d in b["develop"].split())
+        b["develop"] = "\n".join(os.path.join(real_directory, d)
+                                  for d in b.get("develop", "").split())
         parts = b["parts"].split()
         dropped = [p for p in parts if p in skip or _hostout_part(self._raw, p)]
         report["skipped"] = dropped

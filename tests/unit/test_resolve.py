@@ -1,0 +1,160 @@
+"""The chosen cfg resolved on this machine by a real scratch buildout (issue 8, item 2):
+eggs only production uses are found and pinned, the result is cached by its inputs, parts
+that must not run here do not, the resolved parts list lets the server build from its
+cache whatever order buildout loads recipes in, and a cfg that does not build is one line."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from buildouts import buildout, write
+from collective.hostout.config import cfgfiles, optionsfile
+from collective.hostout.errors import ResolutionError
+from collective.hostout.packaging import dists, resolve, versions
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    d = tmp_path_factory.mktemp("resolve")
+    outside = d / "outside.txt"  # in the real buildout: what the developer works with
+    write(d, "base.cfg", """
+        [buildout]
+        parts = app
+        [app]
+        recipe = zc.recipe.egg
+        eggs = rich
+    """)
+    # production adds a supervisor nobody pinned, a ${x:parts} part list, a part that would
+    # write outside the buildout, and a sudo part
+    write(d, "prod.cfg", f"""
+        [buildout]
+        extends = base.cfg
+        parts = ${{conf:parts}} app supervisor outside rootonly
+        [conf]
+        recipe = collective.recipe.template
+        input = inline:port = 8080
+        output = ${{buildout:directory}}/etc/app.conf
+        parts = conf
+        [supervisor]
+        recipe = collective.recipe.supervisor
+        programs = 10 app /bin/true
+        [outside]
+        recipe = collective.recipe.template
+        input = inline:x
+        output = {outside}
+        [rootonly]
+        recipe = collective.recipe.template
+        input = inline:y
+        output = ${{buildout:directory}}/root.txt
+    """)
+    write(d, "buildout.cfg", """
+        [buildout]
+        extends = base.cfg
+        parts += h
+        [h]
+        recipe = collective.hostout
+        host = example.invalid
+        buildout = prod.cfg
+        sudo-parts = rootonly
+    """)
+    buildout(d)
+    return d
+
+
+def _resolve(d: Path, cfg: str = "prod.cfg", **kw) -> resolve.Resolution:
+    facts = optionsfile.load(d / "parts/hostout/hostout.json").facts
+    chain = cfgfiles.chain_pins(d / cfg, "versions")
+    pins = {**chain, **versions.read(d / "hostoutversions.cfg")}
+    return resolve.resolve(facts, d / cfg, pins=pins, pinned_by_cfg=chain, **kw)
+
+
+def test_production_only_eggs_are_resolved_pinned_and_named(project: Path):
+    r = _resolve(project, skip_parts=("rootonly",))
+    assert not r.cached
+    used_locally = versions.read(project / "hostoutversions.cfg")
+    assert r.pins["rich"] == used_locally["rich"]  # the version tested here
+    for name in ("collective.recipe.supervisor", "supervisor", "collective.recipe.template"):
+        assert name in r.pins and name in r.unpinned, name
+    assert "rich" not in r.unpinned
+    line = r.unpinned_line()
+    assert line.startswith("pinned 3 eggs that no cfg pins: ")
+    assert f"supervisor {r.pins['supervisor']}" in line and "\n" not in line
+    # the part list as buildout resolved it
+    assert r.parts == ("conf", "app", "supervisor", "outside", "rootonly")
+    assert r.buildout_options == {"parts": "conf app supervisor outside rootonly"}
+
+
+def test_parts_that_must_not_run_here_do_not(project: Path):
+    r = _resolve(project, skip_parts=("rootonly",))
+    scratch = project / "parts/hostout/scratch/prod"
+    outside = project / "outside.txt"
+    assert not outside.exists()
+    assert set(r.not_run) == {"outside"} and str(outside) in r.not_run["outside"]
+    assert r.skipped == ("rootonly",)
+    assert not (scratch / "root.txt").exists()
+    assert (scratch / "etc/app.conf").read_text().strip() == "port = 8080"
+    assert not (project / "etc").exists()  # the real buildout is left alone
+    assert "supervisor" not in versions.read(project / "hostoutversions.cfg")
+
+
+def test_unchanged_inputs_are_not_resolved_again(project: Path):
+    first = _resolve(project, skip_parts=("rootonly",))
+    log = project / "parts/hostout/scratch/prod.log"
+    stamp = log.stat().st_mtime_ns
+    again = _resolve(project, skip_parts=("rootonly",))
+    assert again.cached and again.pins == first.pins and log.stat().st_mtime_ns == stamp
+    other = _resolve(project, skip_parts=("rootonly", "outside"))
+    assert not other.cached and other.skipped == ("outside", "rootonly")
+
+
+def test_resolved_parts_build_from_the_cache_alone(project: Path, tmp_path: Path):
+    """What the server gets (notes: `${x:parts}` loads x's recipe before install-from-cache
+    applies, so from an index): the chosen cfg, the resolved parts list, a download cache."""
+    r = _resolve(project, skip_parts=("rootonly",))
+    server = tmp_path / "server"
+    for name in ("base.cfg", "prod.cfg"):
+        shutil.copy(project / name, server / name if server.exists() else _mk(server) / name)
+    cache = tmp_path / "cache"  # what deploy ships: a distribution for every pin
+    found = dists.collect(r.pins, cache / "dist", caches=[project / "parts/hostout/cache/dist"])
+    for path in found.values():
+        if path.parent != cache / "dist":
+            shutil.copy(path, cache / "dist")
+    pins = "".join(f"{n} = {v}\n" for n, v in r.pins.items())
+    common = (f"download-cache = {cache}\ninstall-from-cache = true\nnewest = false\n"
+              "index = http://127.0.0.1:9/simple\n")  # nothing answers there
+    write(server, "bare.cfg", f"[buildout]\nextends = prod.cfg\n{common}"
+                              f"parts = ${{conf:parts}} app\n[versions]\n{pins}")
+    proc = buildout(server, "-c", "bare.cfg", check=False)
+    assert proc.returncode != 0
+    assert "Couldn't find a distribution for 'collective.recipe.template" in proc.stdout + \
+        proc.stderr
+    parts = " ".join(p for p in r.parts if p not in ("outside", "rootonly"))
+    write(server, "hostout.cfg", f"[buildout]\nextends = prod.cfg\n{common}"
+                                 f"parts = {parts}\n[versions]\n{pins}")
+    buildout(server, "-c", "hostout.cfg")
+    assert (server / "bin/supervisord").is_file()
+
+
+def _mk(d: Path) -> Path:
+    d.mkdir(parents=True)
+    return d
+
+
+def test_a_cfg_that_does_not_build_here_is_one_line(project: Path):
+    write(project, "broken.cfg", """
+        [buildout]
+        extends = base.cfg
+        parts = app
+        index = file:///nonexistent/simple
+        [app]
+        recipe = zc.recipe.egg
+        eggs = no-such-distribution-hostout-test
+    """)
+    with pytest.raises(ResolutionError) as info:
+        _resolve(project, "broken.cfg")
+    message = str(info.value)
+    assert message.startswith("broken.cfg does not build on this machine: ")
+    assert "no-such-distribution-hostout-test" in message and "\n" not in message
