@@ -35,10 +35,12 @@ from ..errors import ResolutionError
 from ..files import sha256_file, write_atomically
 from . import versions
 
-FORMAT = 1  # of the cached reports: a change of what is recorded makes old ones stale
+FORMAT = 2  # of the cached reports: a change of what is recorded makes old ones stale
 #: What the scratch directory does not borrow from the real buildout: what buildout makes.
 NOT_LINKED = {"bin", "parts", "develop-eggs", "eggs", "var", "downloads"}
 DRIVER = "collective.hostout.packaging.scratch"
+#: Extensions that check sources out; their checkouts are shipped as develop releases.
+CHECKOUTS = {"mr.developer"}
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,7 @@ class ScratchRun:
     buildout_options: Mapping[str, str]  # [buildout] options naming other sections, resolved
     not_run: Mapping[str, str]  # part -> what it tried that may not run here
     skipped: tuple[str, ...]  # parts initialised but never installed here
+    extensions: tuple[str, ...] = ()  # the buildout extensions it loaded
     hooks: Mapping[str, Any] = field(default_factory=dict)  # each hook's own report
 
     @classmethod
@@ -63,6 +66,7 @@ class ScratchRun:
             develop=tuple(n for n, _v, dev in report["used"] if dev),
             parts=tuple(report["parts"]), buildout_options=dict(report["buildout"]),
             not_run=dict(report["not_run"]), skipped=tuple(report["skipped"]),
+            extensions=tuple(report.get("extensions") or ()),
             hooks=dict(report.get("hooks") or {}))
 
 
@@ -85,7 +89,15 @@ class Resolution:
     not_run: Mapping[str, str]
     skipped: tuple[str, ...]
     digest: str
+    extensions: tuple[str, ...] = ()
     cached: bool = False
+
+    @property
+    def server_extensions(self) -> tuple[str, ...] | None:
+        """The extensions the server loads, when they differ from the cfg's: mr.developer
+        is left out (its checkouts travel as develop releases; the server has no sources)."""
+        kept = tuple(e for e in self.extensions if e.split("[")[0].strip() not in CHECKOUTS)
+        return kept if kept != self.extensions else None
 
     def unpinned_line(self) -> str:
         """The one line deploy prints about versions it chose itself ('' when none)."""
@@ -98,12 +110,41 @@ class Resolution:
 
 
 # -- the scratch build ------------------------------------------------------------------------
+def _outputs(real: Path) -> set[str]:
+    """Top-level names in the real buildout that its parts made (``.installed.cfg``)."""
+    import configparser
+
+    installed = real / ".installed.cfg"
+    parser = configparser.RawConfigParser(strict=False, interpolation=None)
+    try:
+        parser.read(installed, encoding="utf-8")
+    except (configparser.Error, OSError):
+        return set()
+    names: set[str] = set()
+    for section in parser.sections():
+        for line in parser.get(section, "__buildout_installed__", fallback="").splitlines():
+            path = Path(line.strip())
+            if not line.strip():
+                continue
+            if not path.is_absolute():
+                path = real / path
+            try:
+                names.add(path.resolve().relative_to(real.resolve()).parts[0])
+            except (ValueError, IndexError):
+                continue
+    return names
+
+
 def _link_sources(real: Path, scratch: Path, keep_out: Sequence[Path]) -> None:
     """Make the real buildout's files (templates, src/, included cfgs) visible in the
-    scratch directory, as links; buildout's own output directories stay the scratch's."""
+    scratch directory, as links; buildout's own output directories, and whatever the local
+    build's parts made (etc/ of a template...), stay the scratch's."""
     avoid = {p.resolve() for p in keep_out}
+    outputs = _outputs(real)
     for entry in sorted(real.iterdir()):
-        if entry.name in NOT_LINKED or entry.name.startswith("."):
+        if entry.name in NOT_LINKED or entry.name.startswith(".") or entry.name in outputs:
+            if entry.name in outputs and (scratch / entry.name).is_symlink():
+                (scratch / entry.name).unlink()
             continue
         if any(a == entry.resolve() or entry.resolve() in a.parents for a in avoid):
             continue
@@ -248,6 +289,7 @@ def resolve(facts: BuildoutFacts, cfg: Path, *, pins: Mapping[str, str],
         "unpinned": versions.unpinned(used, known),
         "not_run": dict(run.not_run),
         "skipped": list(run.skipped),
+        "extensions": list(run.extensions),
     }
     write_atomically(cached, json.dumps(data, indent=1, sort_keys=True) + "\n")
     return _resolution(data, digest, cached=False)
@@ -257,4 +299,5 @@ def _resolution(data: Mapping[str, Any], digest: str, *, cached: bool) -> Resolu
     return Resolution(cfg=data["cfg"], pins=dict(data["pins"]), parts=tuple(data["parts"]),
                       buildout_options=dict(data["buildout"]),
                       unpinned=tuple(data["unpinned"]), not_run=dict(data["not_run"]),
-                      skipped=tuple(data["skipped"]), digest=digest, cached=cached)
+                      skipped=tuple(data["skipped"]), digest=digest,
+                      extensions=tuple(data.get("extensions", ())), cached=cached)

@@ -192,6 +192,7 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
                                      for ref in value.split("${")[1:]):
                 report["buildout"][key] = b[key]
         result = original_install(self, args)
+        report["extensions"] = b.get("extensions", "").split()
         recorder.completed = True
         return result
 

@@ -159,6 +159,8 @@ def hostout_cfg(c: Context, lay: Layout) -> str:
     # the parts list as buildout resolved it here: a `parts = ${x:parts} app` left to the
     # server would load x's recipe before install-from-cache applies (and read an index)
     lines.append("parts = " + " ".join(s.parts or resolved.parts))
+    if resolved.server_extensions is not None:
+        lines.append("extensions = " + " ".join(resolved.server_extensions))
     # other [buildout] options naming another section, for the same reason (those holding
     # this machine's paths cannot serve the server and are left to it)
     ours = {line.partition(" =")[0] for line in lines[1:]}
