@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from buildouts import buildout, write
+from buildouts import buildout, hostout, write
 from collective.hostout.config import cfgfiles, optionsfile
-from collective.hostout.errors import ResolutionError
+from collective.hostout.errors import DistributionError, ResolutionError
 from collective.hostout.packaging import dists, resolve, versions
 
 
@@ -158,3 +158,46 @@ def test_a_cfg_that_does_not_build_here_is_one_line(project: Path):
     message = str(info.value)
     assert message.startswith("broken.cfg does not build on this machine: ")
     assert "no-such-distribution-hostout-test" in message and "\n" not in message
+
+
+def test_deploy_of_a_cfg_that_does_not_build_here_stops_before_connecting(tmp_path: Path):
+    write(tmp_path, "prod.cfg", """
+        [buildout]
+        parts = app
+        index = file:///nonexistent/simple
+        [app]
+        recipe = zc.recipe.egg
+        eggs = no-such-distribution-hostout-test
+    """)
+    write(tmp_path, "buildout.cfg", """
+        [buildout]
+        parts = host1
+        [host1]
+        recipe = collective.hostout
+        host = 127.0.0.1:9
+        buildout = prod.cfg
+        buildout-group = g
+    """)
+    buildout(tmp_path)
+    proc = hostout(tmp_path, "host1", "deploy")
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == [
+        f"Error: host1: prod.cfg does not build on this machine: Couldn't find a distribution "
+        f"for 'no-such-distribution-hostout-test'. (full output: "
+        f"{tmp_path}/parts/hostout/scratch/prod.log)"]
+    # nothing reached for the host: port 9 would have been a connection error
+    assert "connect" not in proc.stdout + proc.stderr.lower()
+
+
+def test_no_distribution_for_the_servers_platform_is_one_line_naming_it(tmp_path: Path):
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    # this machine's binary wheel does not fit an aarch64 server, and the index has none
+    (cache / "hostoutfakebin-1.0-cp311-cp311-manylinux_2_17_x86_64.whl").write_text("x")
+    arm = dists.Target("3.11", "linux-aarch64")
+    with pytest.raises(DistributionError) as info:
+        dists.collect({"hostoutfakebin": "1.0"}, tmp_path / "dest", caches=[cache], target=arm)
+    message = str(info.value)
+    assert message.startswith("no distribution of hostoutfakebin==1.0 for the server's Python "
+                              "3.11 on linux-aarch64 could be found or downloaded")
+    assert "\n" not in message
