@@ -34,6 +34,7 @@ def prepare(name: str, workdir: Path, host: TestHost) -> Path:
         extends = buildout.cfg
         [host1]
         host = {host.address}:22
+        user = {host.user}
         password = {host.password}
         known-hosts = {target / "known_hosts"}
         ssh-config = {target / "ssh_config"}
@@ -126,7 +127,7 @@ def test_unpinned_buildout_deploys_and_serves(legacy: Deployed, host: TestHost):
     # the setup.py-only, old-style namespace develop package runs as released
     out = legacy.run("bin/legacyapp", "etc/app.conf")
     assert out.strip().endswith(answer)
-    assert re.search(r"corpusns\.legacyapp-1\.0\.dev0\+[0-9a-f]+\.tar\.gz", proc.stdout)
+    assert re.search(r"corpusns[._]legacyapp-1\.0\.dev0\+[0-9a-f]+\.tar\.gz", proc.stdout)
 
 
 def test_production_only_eggs_are_pinned_and_said_in_one_line(legacy: Deployed):
