@@ -63,7 +63,9 @@ def make_buildout(directory: Path, eggs: list[str], host: testing.TestHost) -> N
     egg_lines = "".join(f"    {egg}\n" for egg in ["benchapp", *eggs])
     (directory / "base.cfg").write_text(
         "[buildout]\ndevelop = src/benchapp\nparts = app\nnewest = false\n"
-        f"[app]\nrecipe = zc.recipe.egg\neggs =\n{egg_lines}")
+        f"[app]\nrecipe = zc.recipe.egg\neggs =\n{egg_lines}"
+        # buildout does not backtrack: botocore needs python-dateutil<3, arrow takes any
+        "[versions]\npython-dateutil = 2.9.0.post0\n")
     (directory / "ssh_config").touch()
     write(directory, "buildout.cfg", f"""
         [buildout]
