@@ -39,7 +39,8 @@ class FakePackager:
     resolved: Resolution | None = None  # what the resolution says, if not the default
 
     def resolution(self, cfg: Path, *, pins: Mapping[str, str], pinned_by_cfg: Mapping[str, str],
-                   parts: tuple[str, ...] = (), skip_parts: tuple[str, ...] = ()) -> Resolution:
+                   parts: tuple[str, ...] = (), skip_parts: tuple[str, ...] = (),
+                   markers: Mapping[str, str] | None = None) -> Resolution:
         """The chosen cfg as if buildout resolved it: its own pins, its parts."""
         self.asked_resolution = (cfg.name, dict(pins), tuple(parts), tuple(skip_parts))
         return self.resolved or Resolution(
@@ -231,6 +232,7 @@ def test_the_resolution_decides_what_ships_the_parts_and_the_extensions(tmp_path
     from collective.hostout.steps import shipping
 
     remote = RecordingRemote("host1")
+    remote.respond(PROBE, stdout="linux-x86_64 3.11\n")
     c = make(tmp_path, remote, **{"sudo-parts": "root1"})
     c.packager.resolved = Resolution(  # type: ignore[attr-defined]
         cfg="prod.cfg", pins={"WebOb": "1.8.11", "supervisor": "4.3.0"},

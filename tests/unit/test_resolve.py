@@ -201,3 +201,33 @@ def test_no_distribution_for_the_servers_platform_is_one_line_naming_it(tmp_path
     assert message.startswith("no distribution of hostoutfakebin==1.0 for the server's Python "
                               "3.11 on linux-aarch64 could be found or downloaded")
     assert "\n" not in message
+
+
+def test_the_servers_python_decides_environment_markers(tmp_path: Path):
+    """redis needs async-timeout only where python_full_version < 3.11.3 (Debian 12's
+    python3.11 is 3.11.2): resolved with the server's markers, it is pinned."""
+    import platform
+
+    write(tmp_path, "buildout.cfg", """
+        [buildout]
+        parts = app h
+        [app]
+        recipe = zc.recipe.egg
+        eggs = redis
+        [h]
+        recipe = collective.hostout
+        host = example.invalid
+    """)
+    buildout(tmp_path)
+    facts = optionsfile.load(tmp_path / "parts/hostout/hostout.json").facts
+    pins = versions.read(tmp_path / "hostoutversions.cfg")
+    here = resolve.resolve(facts, tmp_path / "buildout.cfg", pins=pins, pinned_by_cfg={})
+    server = dists.Target("3.11", "linux-x86_64", python_full="3.11.2")
+    assert server.markers() == {"python_full_version": "3.11.2"}
+    assert dists.Target.local().markers() == {}
+    there = resolve.resolve(facts, tmp_path / "buildout.cfg", pins=pins, pinned_by_cfg={},
+                            markers=server.markers())
+    local_needs = tuple(map(int, platform.python_version().split("."))) < (3, 11, 3)
+    assert ("async-timeout" in here.pins) == local_needs
+    assert "async-timeout" in there.pins and there.markers == server.markers()
+    assert there.digest != here.digest

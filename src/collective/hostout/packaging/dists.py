@@ -13,11 +13,12 @@ package that has none is an error naming it (build it on a machine like the serv
 
 from __future__ import annotations
 
+import platform as _platform
 import subprocess
 import sys
 import sysconfig
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from packaging.tags import parse_tag
@@ -42,11 +43,25 @@ class Target:
 
     python_version: str
     platform: str
+    # 3.11.2: decides environment markers (python_full_version), not which wheels fit
+    python_full: str = field(default="", compare=False)
 
     @classmethod
     def local(cls) -> Target:
         return cls(f"{sys.version_info.major}.{sys.version_info.minor}",
-                   sysconfig.get_platform())
+                   sysconfig.get_platform(), python_full=_platform.python_version())
+
+    def markers(self) -> dict[str, str]:
+        """The environment markers that differ on this target from this machine's Python
+        (``python_full_version`` 3.11.2 against 3.11.7 decides e.g. redis's need of
+        async-timeout); empty when they are the same."""
+        here = Target.local()
+        found = {}
+        if self.python_full and self.python_full != here.python_full:
+            found["python_full_version"] = self.python_full
+        if self.python_version != here.python_version:
+            found["python_version"] = self.python_version
+        return found
 
     @property
     def pip_platforms(self) -> list[str]:

@@ -32,12 +32,12 @@ class Packager:
             pins, self.facts.work_dir("dists"), caches=caches, target=target))
 
     def resolution(self, cfg: Path, *, pins: Mapping[str, str], pinned_by_cfg: Mapping[str, str],
-                   parts: Sequence[str] = (), skip_parts: Sequence[str] = ()
-                   ) -> resolve.Resolution:
+                   parts: Sequence[str] = (), skip_parts: Sequence[str] = (),
+                   markers: Mapping[str, str] | None = None) -> resolve.Resolution:
         """The chosen cfg's distributions and parts, resolved here by buildout (once for all
         hosts building the same cfg; cached on disk by the digest of its inputs)."""
         key = ("resolution", str(cfg), tuple(sorted(pins.items())), tuple(parts),
-               tuple(skip_parts))
+               tuple(skip_parts), tuple(sorted((markers or {}).items())))
         return self.shared.once(key, lambda: resolve.resolve(
             self.facts, cfg, pins=pins, pinned_by_cfg=pinned_by_cfg, parts=parts,
-            skip_parts=skip_parts))
+            skip_parts=skip_parts, markers=markers))

@@ -90,6 +90,7 @@ class Resolution:
     skipped: tuple[str, ...]
     digest: str
     extensions: tuple[str, ...] = ()
+    markers: Mapping[str, str] = field(default_factory=dict)  # the server's, where they differ
     cached: bool = False
 
     @property
@@ -167,14 +168,17 @@ def scratch_cache(facts: BuildoutFacts) -> Path:
 
 def scratch_build(facts: BuildoutFacts, cfg: Path, *, pins: Mapping[str, str],
                   options: Sequence[str] = (), skip_parts: Sequence[str] = (),
-                  hooks: Sequence[str] = (), name: str | None = None) -> ScratchRun:
+                  hooks: Sequence[str] = (), name: str | None = None,
+                  markers: Mapping[str, str] | None = None) -> ScratchRun:
     """Run zc.buildout on ``cfg`` in ``parts/hostout/scratch/NAME`` and report what it used.
 
     ``pins`` become the versions section (the local build's versions win over the cfg's,
     as on the server); ``options`` are more ``section:option=value`` for bin/buildout;
     ``skip_parts`` are initialised but never installed; ``hooks`` name ``module:function``
     callables run in the build's process before buildout starts, each returning a callable
-    whose JSON-able result is the hook's report (``ScratchRun.hooks[spec]``). Raises
+    whose JSON-able result is the hook's report (``ScratchRun.hooks[spec]``); ``markers``
+    are environment-marker values of the server's Python where they differ from this one
+    (``python_full_version``), so that buildout resolves what the server needs. Raises
     ResolutionError (one line) when the cfg does not build here.
     """
     if facts.eggs_directory is None:
@@ -201,6 +205,7 @@ def scratch_build(facts: BuildoutFacts, cfg: Path, *, pins: Mapping[str, str],
         "download_cache": str(cache),
         "skip": list(skip_parts),
         "hooks": list(hooks),
+        "markers": dict(markers or {}),
         "report": str(report_path),
         "options": [
             f"buildout:directory={scratch}",
@@ -266,11 +271,13 @@ def inputs_digest(facts: BuildoutFacts, cfg: Path, pins: Mapping[str, str],
 
 def resolve(facts: BuildoutFacts, cfg: Path, *, pins: Mapping[str, str],
             pinned_by_cfg: Mapping[str, str], parts: Sequence[str] = (),
-            skip_parts: Sequence[str] = ()) -> Resolution:
+            skip_parts: Sequence[str] = (), markers: Mapping[str, str] | None = None
+            ) -> Resolution:
     """The chosen cfg's distributions and parts, from the cache when its inputs are
     unchanged, else from a :func:`scratch_build`."""
     options = [f"buildout:parts={' '.join(parts)}"] if parts else []
-    digest = inputs_digest(facts, cfg, pins, options, skip_parts)
+    markers = dict(markers or {})
+    digest = inputs_digest(facts, cfg, pins, [*options, *sorted(markers.items())], skip_parts)
     cached = facts.work_dir("resolved") / f"{digest}.json"
     if cached.is_file():
         try:
@@ -278,7 +285,8 @@ def resolve(facts: BuildoutFacts, cfg: Path, *, pins: Mapping[str, str],
             return _resolution(data, digest, cached=True)
         except (ValueError, KeyError):
             cached.unlink()
-    run = scratch_build(facts, cfg, pins=pins, options=options, skip_parts=skip_parts)
+    run = scratch_build(facts, cfg, pins=pins, options=options, skip_parts=skip_parts,
+                        markers=markers)
     used = versions.used_versions(run.used, pins=pins)
     known = {**pinned_by_cfg, **pins}
     data = {
@@ -290,6 +298,7 @@ def resolve(facts: BuildoutFacts, cfg: Path, *, pins: Mapping[str, str],
         "not_run": dict(run.not_run),
         "skipped": list(run.skipped),
         "extensions": list(run.extensions),
+        "markers": markers,
     }
     write_atomically(cached, json.dumps(data, indent=1, sort_keys=True) + "\n")
     return _resolution(data, digest, cached=False)
@@ -300,4 +309,5 @@ def _resolution(data: Mapping[str, Any], digest: str, *, cached: bool) -> Resolu
                       buildout_options=dict(data["buildout"]),
                       unpinned=tuple(data["unpinned"]), not_run=dict(data["not_run"]),
                       skipped=tuple(data["skipped"]), digest=digest,
-                      extensions=tuple(data.get("extensions", ())), cached=cached)
+                      extensions=tuple(data.get("extensions", ())),
+                      markers=dict(data.get("markers", {})), cached=cached)

@@ -142,6 +142,23 @@ class Guard:
         os.system = system
 
 
+def _server_markers(markers: dict[str, str]) -> None:
+    """Evaluate environment markers as the server's Python would (its python_full_version),
+    so buildout resolves what the server's build will need (this process only)."""
+    import setuptools  # noqa: F401  (its vendored packaging too, before patching)
+
+    for name, module in list(sys.modules.items()):
+        if name.endswith("packaging.markers") and hasattr(module, "default_environment"):
+            local = module.default_environment
+
+            def server(_local: Any = local) -> Any:
+                env = _local()
+                env.update(markers)
+                return env
+
+            module.default_environment = server
+
+
 def _hostout_part(raw: dict[str, dict[str, str]], part: str) -> bool:
     section = raw.get(part, {})
     recipe = section.get("recipe", "")
@@ -156,6 +173,8 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
     from .usage import UsageRecorder
 
     os.environ[SCRATCH_ENV] = "1"
+    if request.get("markers"):
+        _server_markers(request["markers"])
     recorder = UsageRecorder().start()
     roots = [request["directory"], request["eggs_directory"], request.get("download_cache", ""),
              *request.get("writable", ())]

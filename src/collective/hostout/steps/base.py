@@ -45,8 +45,8 @@ def remote_target(c: Context, python: str | None = None,
     res = c.remote.execute(probe, warn=True, hide=True, echo=False)
     if not res.ok:
         return None
-    platform, version = res.stdout.split()
-    return dists.Target(version, platform)
+    platform, version, *full = res.stdout.split()
+    return dists.Target(version, platform, python_full=full[0] if full else "")
 
 
 def target(c: Context) -> dists.Target:

@@ -62,10 +62,14 @@ def chosen_chain(c: Context) -> list[Path]:
 def resolution(c: Context) -> Resolution:
     """The chosen cfg as buildout resolves it on this machine, at the versions the local
     build used: every distribution the server's build needs (eggs only production uses
-    included) and its parts list. Worked out once per host, at the start of deploy (a cfg
-    that does not build here fails the deploy before anything is uploaded)."""
+    included) and its parts list. Worked out at the start of deploy (a cfg that does not
+    build here fails the deploy before anything is uploaded), and again once the server's
+    Python is known if its environment markers differ from this one's (Debian 12's 3.11.2
+    against 3.11.7 here: redis then needs async-timeout)."""
     st = state(c)
-    if st.resolution is None:
+    markers = st.target.markers() if st.target is not None else {}
+    previous = st.resolution
+    if previous is None or dict(previous.markers) != markers:
         cfg = c.facts.directory / c.settings.buildout_cfg
         section = c.facts.versions_section
         chain = cfgfiles.chain_pins(cfg, section)
@@ -75,12 +79,19 @@ def resolution(c: Context) -> Resolution:
         try:
             st.resolution = c.packager.resolution(
                 cfg, pins=pins, pinned_by_cfg=chain, parts=c.settings.parts,
-                skip_parts=c.settings.sudo_parts)
+                skip_parts=c.settings.sudo_parts, markers=markers)
         except HostoutError as err:
             raise type(err)(err.message, host=c.name, cause=err.cause) from err
-        line = st.resolution.unpinned_line()
-        if line:
-            c.report(line)
+        st.pins = None  # worked out again from this resolution
+        if previous is None:
+            line = st.resolution.unpinned_line()
+            if line:
+                c.report(line)
+        else:
+            more = {n: v for n, v in st.resolution.pins.items() if n not in previous.pins}
+            if more:
+                c.report(f"the server's Python {st.target.python_full if st.target else ''} "
+                         "also needs: " + ", ".join(f"{n} {v}" for n, v in sorted(more.items())))
         for part, what in st.resolution.not_run.items():
             c.out.line(c.name, f"resolve: part {part} not installed here ({what})", level=1)
     return st.resolution
@@ -105,6 +116,7 @@ def remote_pins(c: Context) -> dict[str, str]:
 def shipped_pins(c: Context) -> dict[str, str]:
     """The distributions the server's build uses, besides the develop releases: what the
     chosen cfg resolved here (not the local build's own extras, e.g. its test tools)."""
+    target(c)  # the server's Python decides environment markers
     released = {canonicalize_name(r.name) for r in c.packager.releases()}
     return {n: v for n, v in resolution(c).pins.items()
             if canonicalize_name(n) not in released}
