@@ -231,3 +231,25 @@ def test_the_servers_python_decides_environment_markers(tmp_path: Path):
     assert ("async-timeout" in here.pins) == local_needs
     assert "async-timeout" in there.pins and there.markers == server.markers()
     assert there.digest != here.digest
+
+
+def test_a_wheel_the_servers_python_cannot_install_is_named_before_upload(tmp_path: Path):
+    import zipfile
+
+    def wheel(name: str, version: str, requires: str) -> Path:
+        path = tmp_path / f"{name}-{version}-py3-none-any.whl"
+        with zipfile.ZipFile(path, "w") as whl:
+            whl.writestr(f"{name}-{version}.dist-info/METADATA",
+                         f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
+                         f"Requires-Python: {requires}\n\n")
+        return path
+
+    found = {"soupsieve": wheel("soupsieve", "4.1.4", ">=3.11.5"),
+             "webob": wheel("webob", "1.8.11", ">=3.7")}
+    old = dists.Target("3.11", "linux-x86_64", python_full="3.11.2")
+    with pytest.raises(DistributionError) as info:
+        dists.check_python(found, old)
+    assert str(info.value) == (
+        "the server's Python 3.11.2 cannot install soupsieve 4.1.4 (requires Python >=3.11.5): "
+        "pin versions that support it (or give the server a newer Python)")
+    dists.check_python(found, dists.Target("3.11", "linux-x86_64", python_full="3.11.9"))

@@ -167,4 +167,49 @@ def collect(pins: Mapping[str, str], dest: Path, *, caches: Iterable[Path] = (),
                 f" for the server's Python {target.python_version} on {target.platform}")
             raise DistributionError(f"no distribution of {names}{where} could be found or "
                                     f"downloaded: {last}")
+    check_python(found, target)
     return found
+
+
+def requires_python(path: Path) -> str | None:
+    """A wheel's Requires-Python (None for sdists, or when it says nothing)."""
+    if not path.name.endswith(".whl"):
+        return None
+    import email.parser
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as whl:
+            name = next((n for n in whl.namelist()
+                         if n.count("/") == 1 and n.endswith(".dist-info/METADATA")), None)
+            if name is None:
+                return None
+            meta = email.parser.HeaderParser().parsestr(whl.read(name).decode("utf-8", "replace"))
+    except (OSError, zipfile.BadZipFile):
+        return None
+    return meta.get("Requires-Python")
+
+
+def check_python(files: Mapping[str, Path], target: Target) -> None:
+    """Refuse distributions the server's Python cannot install (its 3.11.2 against a wheel
+    that requires >=3.11.5), all named in one line, before anything is uploaded. Where the
+    server runs this machine's very Python version, the local build proved them already."""
+    if not target.python_full or target.python_full == Target.local().python_full:
+        return
+    from packaging.specifiers import InvalidSpecifier, SpecifierSet
+
+    python = Version(target.python_full)
+    bad = []
+    for path in sorted(files.values()):
+        spec = requires_python(path)
+        try:
+            if spec and python not in SpecifierSet(spec):
+                parsed = parse_filename(path.name)
+                what = f"{parsed[0]} {parsed[1]}" if parsed else path.name
+                bad.append(f"{what} (requires Python {spec})")
+        except InvalidSpecifier:
+            continue
+    if bad:
+        raise DistributionError(f"the server's Python {target.python_full} cannot install "
+                                + "; ".join(bad) + ": pin versions that support it (or give "
+                                "the server a newer Python)")
