@@ -64,8 +64,9 @@ def make_buildout(directory: Path, eggs: list[str], host: testing.TestHost) -> N
     (directory / "base.cfg").write_text(
         "[buildout]\ndevelop = src/benchapp\nparts = app\nnewest = false\n"
         f"[app]\nrecipe = zc.recipe.egg\neggs =\n{egg_lines}"
-        # buildout does not backtrack: botocore needs python-dateutil<3, arrow takes any
-        "[versions]\npython-dateutil = 2.9.0.post0\n")
+        # buildout does not backtrack: botocore needs python-dateutil<3, arrow takes any;
+        # soupsieve 4.1 requires Python >= 3.11.5, Debian 12 has 3.11.2
+        "[versions]\npython-dateutil = 2.9.0.post0\nsoupsieve = 2.7\n")
     (directory / "ssh_config").touch()
     write(directory, "buildout.cfg", f"""
         [buildout]
