@@ -17,7 +17,7 @@ import platform as _platform
 import subprocess
 import sys
 import sysconfig
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -150,7 +150,8 @@ def pip_download(pins: Mapping[str, str], dest: Path, target: Target) -> list[st
 
 
 def collect(pins: Mapping[str, str], dest: Path, *, caches: Iterable[Path] = (),
-            target: Target | None = None) -> dict[str, Path]:
+            target: Target | None = None,
+            known: MutableMapping[str, str] | None = None) -> dict[str, Path]:
     """A distribution file for every pin, downloading only what no local cache holds."""
     target = target or Target.local()
     dest.mkdir(parents=True, exist_ok=True)
@@ -167,7 +168,7 @@ def collect(pins: Mapping[str, str], dest: Path, *, caches: Iterable[Path] = (),
                 f" for the server's Python {target.python_version} on {target.platform}")
             raise DistributionError(f"no distribution of {names}{where} could be found or "
                                     f"downloaded: {last}")
-    check_python(found, target)
+    check_python(found, target, known)
     return found
 
 
@@ -190,18 +191,23 @@ def requires_python(path: Path) -> str | None:
     return meta.get("Requires-Python")
 
 
-def check_python(files: Mapping[str, Path], target: Target) -> None:
+def check_python(files: Mapping[str, Path], target: Target,
+                 known: MutableMapping[str, str] | None = None) -> None:
     """Refuse distributions the server's Python cannot install (its 3.11.2 against a wheel
     that requires >=3.11.5), all named in one line, before anything is uploaded. Where the
-    server runs this machine's very Python version, the local build proved them already."""
+    server runs this machine's very Python version, the local build proved them already.
+    ``known`` remembers each file's Requires-Python by name (names are unique)."""
     if not target.python_full or target.python_full == Target.local().python_full:
         return
     from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
     python = Version(target.python_full)
     bad = []
+    known = {} if known is None else known
     for path in sorted(files.values()):
-        spec = requires_python(path)
+        if path.name not in known:
+            known[path.name] = requires_python(path) or ""
+        spec = known[path.name]
         try:
             if spec and python not in SpecifierSet(spec):
                 parsed = parse_filename(path.name)
