@@ -10,6 +10,7 @@ travel. The server then builds from those files alone: no package index is read.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path, PurePosixPath
 
@@ -19,7 +20,7 @@ from ..commands.context import Context
 from ..config import cfgfiles
 from ..config.settings import Layout
 from ..errors import HostoutError
-from ..files import sha256_file
+from ..files import sha256_file, write_atomically
 from ..packaging import versions
 from ..packaging.release import Release
 from ..packaging.resolve import Resolution
@@ -67,7 +68,7 @@ def resolution(c: Context) -> Resolution:
     Python is known if its environment markers differ from this one's (Debian 12's 3.11.2
     against 3.11.7 here: redis then needs async-timeout)."""
     st = state(c)
-    markers = st.target.markers() if st.target is not None else {}
+    markers = st.target.markers() if st.target is not None else _last_markers(c)
     previous = st.resolution
     if previous is None or dict(previous.markers) != markers:
         cfg = c.facts.directory / c.settings.buildout_cfg
@@ -97,6 +98,19 @@ def resolution(c: Context) -> Resolution:
     return st.resolution
 
 
+#: In hostout's working directory for each host: the markers of its Python at the last
+#: deploy, so the resolution at the start of the next one is already the server's.
+LAST_MARKERS = "markers.json"
+
+
+def _last_markers(c: Context) -> dict[str, str]:
+    try:
+        found = json.loads((c.facts.work_dir(c.name) / LAST_MARKERS).read_text())
+    except (OSError, ValueError):
+        return {}
+    return {str(k): str(v) for k, v in found.items()} if isinstance(found, dict) else {}
+
+
 def remote_pins(c: Context) -> dict[str, str]:
     """Every version pinned on the server, worked out once per host: the chosen buildout's
     own pins, what the local build used, what the chosen cfg resolved here, and the
@@ -116,7 +130,9 @@ def remote_pins(c: Context) -> dict[str, str]:
 def shipped_pins(c: Context) -> dict[str, str]:
     """The distributions the server's build uses, besides the develop releases: what the
     chosen cfg resolved here (not the local build's own extras, e.g. its test tools)."""
-    target(c)  # the server's Python decides environment markers
+    markers = target(c).markers()  # the server's Python decides environment markers
+    if markers != _last_markers(c):
+        write_atomically(c.facts.work_dir(c.name) / LAST_MARKERS, json.dumps(markers))
     released = {canonicalize_name(r.name) for r in c.packager.releases()}
     return {n: v for n, v in resolution(c).pins.items()
             if canonicalize_name(n) not in released}
