@@ -253,3 +253,23 @@ def test_a_wheel_the_servers_python_cannot_install_is_named_before_upload(tmp_pa
         "the server's Python 3.11.2 cannot install soupsieve 4.1.4 (requires Python >=3.11.5): "
         "pin versions that support it (or give the server a newer Python)")
     dists.check_python(found, dists.Target("3.11", "linux-x86_64", python_full="3.11.9"))
+
+
+def test_hooks_run_in_the_scratch_build_and_report(project: Path, tmp_path: Path, monkeypatch):
+    """What the downloads helper needs: code of its own in the scratch build's process."""
+    write(tmp_path, "scratchhook.py", """
+        import zc.buildout.download
+
+        def start():
+            seen = []
+            original = zc.buildout.download.Download.__call__
+            def call(self, url, *args, **kwargs):
+                seen.append(url)
+                return original(self, url, *args, **kwargs)
+            zc.buildout.download.Download.__call__ = call
+            return lambda: {"urls": seen, "loaded": True}
+    """)
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    r = _resolve(project, skip_parts=("rootonly", "outside", "conf"),
+                 hooks=("scratchhook:start",))
+    assert r.hooks == {"scratchhook:start": {"urls": [], "loaded": True}}

@@ -91,6 +91,7 @@ class Resolution:
     digest: str
     extensions: tuple[str, ...] = ()
     markers: Mapping[str, str] = field(default_factory=dict)  # the server's, where they differ
+    hooks: Mapping[str, Any] = field(default_factory=dict)  # scratch_build hooks' reports
     cached: bool = False
 
     @property
@@ -271,13 +272,15 @@ def inputs_digest(facts: BuildoutFacts, cfg: Path, pins: Mapping[str, str],
 
 def resolve(facts: BuildoutFacts, cfg: Path, *, pins: Mapping[str, str],
             pinned_by_cfg: Mapping[str, str], parts: Sequence[str] = (),
-            skip_parts: Sequence[str] = (), markers: Mapping[str, str] | None = None
-            ) -> Resolution:
+            skip_parts: Sequence[str] = (), markers: Mapping[str, str] | None = None,
+            hooks: Sequence[str] = ()) -> Resolution:
     """The chosen cfg's distributions and parts, from the cache when its inputs are
-    unchanged, else from a :func:`scratch_build`."""
+    unchanged, else from a :func:`scratch_build` (``hooks`` are passed on; their reports
+    are kept with the resolution, in ``Resolution.hooks``)."""
     options = [f"buildout:parts={' '.join(parts)}"] if parts else []
     markers = dict(markers or {})
-    digest = inputs_digest(facts, cfg, pins, [*options, *sorted(markers.items())], skip_parts)
+    digest = inputs_digest(facts, cfg, pins, [*options, *sorted(markers.items()), *hooks],
+                           skip_parts)
     cached = facts.work_dir("resolved") / f"{digest}.json"
     if cached.is_file():
         try:
@@ -286,7 +289,7 @@ def resolve(facts: BuildoutFacts, cfg: Path, *, pins: Mapping[str, str],
         except (ValueError, KeyError):
             cached.unlink()
     run = scratch_build(facts, cfg, pins=pins, options=options, skip_parts=skip_parts,
-                        markers=markers)
+                        markers=markers, hooks=hooks)
     used = versions.used_versions(run.used, pins=pins)
     known = {**pinned_by_cfg, **pins}
     data = {
@@ -299,6 +302,7 @@ def resolve(facts: BuildoutFacts, cfg: Path, *, pins: Mapping[str, str],
         "skipped": list(run.skipped),
         "extensions": list(run.extensions),
         "markers": markers,
+        "hooks": dict(run.hooks),
     }
     write_atomically(cached, json.dumps(data, indent=1, sort_keys=True) + "\n")
     return _resolution(data, digest, cached=False)
@@ -310,4 +314,5 @@ def _resolution(data: Mapping[str, Any], digest: str, *, cached: bool) -> Resolu
                       unpinned=tuple(data["unpinned"]), not_run=dict(data["not_run"]),
                       skipped=tuple(data["skipped"]), digest=digest,
                       extensions=tuple(data.get("extensions", ())),
-                      markers=dict(data.get("markers", {})), cached=cached)
+                      markers=dict(data.get("markers", {})),
+                      hooks=dict(data.get("hooks", {})), cached=cached)
