@@ -28,3 +28,5 @@ fi
 
 # Builds the image (about 30 s, needs root) unless it exists.
 "$PYTHON" -m collective.hostout.testing image
+# The base image of the image builds (bin/hostout PART docker; no registry here), likewise.
+"$PYTHON" -m collective.hostout.testing image --base

@@ -7,7 +7,7 @@ It does what a user does to try a deploy before production (README, "Try it on a
 host"): in a copy of the example, `hostout-testhost start --like host1 --publish 8080`, then
 `buildout -c testhost.cfg` and `bin/hostout testhost deploy`. The host keeps running after
 the demo so you can visit the URL, redeploy, or try other commands:
-    cd .demo/hellowsgi && bin/hostout testhost run bin/supervisorctl status
+    cd .demo/hellowsgi && bin/hostout testhost status
 """
 
 from __future__ import annotations
@@ -95,7 +95,7 @@ def main() -> int:
     print(f"\nbuilt and deployed in {time.monotonic() - started:.0f} s: {url} answers {answer!r}")
     here = Path.cwd()
     shown = DIRECTORY.relative_to(here) if DIRECTORY.is_relative_to(here) else DIRECTORY
-    print(f"try: cd {shown} && bin/hostout {NAME} run bin/supervisorctl status")
+    print(f"try: cd {shown} && bin/hostout {NAME} status   (or restart, tail demo)")
     print("remove the host with: bash scripts/demo.sh --remove")
     return 0 if answer == ANSWER else 1
 

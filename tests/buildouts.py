@@ -80,3 +80,34 @@ def example_for(workdir: Path, *, host: str, password: str, port_http: int | Non
           + "".join(f"{k} = {v}\n" for k, v in settings.items()))
     buildout(target, "-c", "deploy.cfg")
     return target
+
+
+APPDB = HERE.parent / "examples" / "appdb"
+
+
+def appdb_for(workdir: Path, *, base_image: str, names: str, app_port: int) -> Path:
+    """A copy of examples/appdb whose images start from ``base_image`` (no registry here),
+    are named ``NAMES/app`` and ``NAMES/db``, and whose app compose publishes on
+    ``app_port``; built with bin/buildout -c test.cfg, ready for bin/hostout app db docker."""
+    import shutil
+
+    target = workdir / "appdb"
+    shutil.copytree(APPDB, target, ignore=shutil.ignore_patterns(
+        "bin", "parts", "eggs", "develop-eggs", "var", ".installed.cfg", "*.egg-info",
+        "hostoutversions.cfg", "docker-compose.yml", "__pycache__"))
+    write(target, "test.cfg", f"""
+        [buildout]
+        extends = buildout.cfg
+
+        [image]
+        docker-image = {base_image}
+
+        [app]
+        docker-name = {names}/app
+        docker-ports = 127.0.0.1:{app_port}:8080
+
+        [db]
+        docker-name = {names}/db
+        """)
+    buildout(target, "-c", "test.cfg")
+    return target

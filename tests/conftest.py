@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 import hosts
+from collective.hostout import testing
 from collective.hostout.testing.podman import containers_conf
 from hosts import HostFactory, TestHost
 
@@ -91,3 +92,29 @@ def internal_network(host_image: str) -> Iterator[str]:
     yield INTERNAL_NETWORK
     # Fails, harmlessly, while a concurrent session still has hosts on it.
     hosts.podman("network", "rm", INTERNAL_NETWORK, check=False)
+
+
+@pytest.fixture(scope="session")
+def base_image() -> str:
+    """The bare Debian base image (no sshd) image builds start from, built if missing."""
+    problem = hosts.capability_problem()
+    if problem is not None:
+        _unavailable(problem)
+    testing.ensure_base_image()
+    conf = containers_conf(testing.BASE_IMAGE)
+    if conf is not None:
+        os.environ.setdefault("CONTAINERS_CONF", str(conf))
+    return testing.BASE_IMAGE
+
+
+@pytest.fixture(scope="session")
+def docker_service(base_image: str) -> Iterator[str]:
+    """Podman's Docker-compatible service on a socket of its own, for the session; its
+    address is DOCKER_HOST while the session runs (so bin/hostout finds it)."""
+    try:
+        with testing.podman_service(image=base_image) as address, \
+                pytest.MonkeyPatch.context() as patch:
+            patch.setenv("DOCKER_HOST", address)
+            yield address
+    except testing.TestHostError as err:
+        _unavailable(str(err))

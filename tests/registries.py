@@ -19,6 +19,13 @@ def reach_mirror_probe(timeout: int = 5) -> str:
     return f"timeout {timeout} bash -c '</dev/tcp/{mirror_host()}/80'"
 
 
+def default_index_host() -> str:
+    """The host of pip's default index: what a server with no pip configuration reads."""
+    code = "from pip._internal.models.index import PyPI; print(PyPI.netloc)"
+    return subprocess.run([sys.executable, "-c", code], text=True, capture_output=True,
+                          check=True, stdin=subprocess.DEVNULL).stdout.strip()
+
+
 def index_hosts() -> set[str]:
     """Host names of the package indexes a build could read: pip's default (PyPI, and where
     it keeps its files; what a server with no pip configuration reads, and buildout's own

@@ -57,7 +57,7 @@ def test_first_deploy_bootstraps_and_serves(deployed: Deployed):
     steps = [line.split(":")[0] for line in proc.stdout.splitlines()]
     assert steps == [f"[host1] {step}" for step in (
         "predeploy", "bootstrap_users", "bootstrap_python", "bootstrap_buildout",
-        "uploadeggs", "uploadbuildout", "buildout")], proc.stdout
+        "uploadeggs", "uploadbuildout", "buildout", "buildout")], proc.stdout
     said = proc.stdout
     assert "created group hostoutdemo, created user buildout, created user app" in said
     assert re.search(r"bootstrap_python: installed Python 3\.\d+ on Debian", said)
@@ -89,7 +89,8 @@ def test_key_was_made_and_normal_deploys_need_no_password(deployed: Deployed):
                                                  "[host1] out: /var/buildout/demo"]
         proc = hostout(deployed.directory, "host1", "uploadeggs", "uploadbuildout")
         assert proc.returncode == 0, proc.stderr
-        # the example's pre-commands need sudo: without a password, one clear line
+        # supervisord starts as app, through sudo: without a password, one clear line
+        # (before supervisord was stopped)
         proc = hostout(deployed.directory, "host1", "buildout")
         assert proc.returncode == 1
         assert proc.stderr.strip().splitlines()[-1].startswith(
@@ -217,11 +218,11 @@ def test_failing_buildout_exits_nonzero_with_remote_error(deployed: Deployed):
         assert any("local-only.txt" in line for line in tail), err
         assert re.fullmatch(r"\[host1\] \| \(the full log: parts/hostout/logs/\S+-host1-"
                             r"deploy\.log\)", tail[-1])
-        assert "post-command" not in proc.stderr  # post-commands still ran, and worked
+        assert "supervisord" not in proc.stderr  # it was started again, and that worked
     finally:
         prod.write_text(good)
         (deployed.directory / "local-only.txt").unlink()
-    assert fetch(deployed.url).startswith(ANSWER)  # post-commands brought it back
+    assert fetch(deployed.url).startswith(ANSWER)  # hostout.supervisor brought it back
 
 
 def test_bad_python_version_names_the_step_and_can_be_rerun(tmp_path: Path,

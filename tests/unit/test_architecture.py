@@ -1,5 +1,5 @@
 """The layers of ARCHITECTURE.md, checked: lower rooms never import higher ones, and only the
-SSH side imports Fabric or paramiko."""
+SSH side imports Fabric or paramiko, and only the container side imports docker."""
 
 from __future__ import annotations
 
@@ -21,12 +21,14 @@ LAYERS = [
     {"packaging"},
     {"commands"},
     {"steps"},
-    {"builtin", "api"},
+    {"images"},
+    {"builtin", "api", "legacy", "contrib", "hostout"},
     {"plugins"},
     {"runner"},
     {"cli", "recipe", "testing"},
 ]
 WIRE_LIBRARIES = ("fabric", "paramiko", "invoke")
+CONTAINER_LIBRARIES = ("docker",)
 
 
 def room(module: str) -> str:
@@ -91,8 +93,55 @@ def test_only_the_ssh_side_imports_fabric_or_paramiko(module: str):
         assert target.split(".")[0] not in WIRE_LIBRARIES, f"{module}:{line} imports {target}"
 
 
+@pytest.mark.parametrize("module", list(ALL))
+def test_only_the_container_side_imports_docker(module: str):
+    # bin/hostout works without the docker extra: only this module needs it
+    if module == f"{PACKAGE}.remote.container":
+        return
+    for target, line in imports(module, ALL[module]):
+        assert target.split(".")[0] not in CONTAINER_LIBRARIES, f"{module}:{line} imports {target}"
+
+
 def test_the_check_sees_relative_imports():
     # the resolution above is what makes the two tests bite: prove it on a known import
     found = dict(imports(f"{PACKAGE}.steps.build", ALL[f"{PACKAGE}.steps.build"]))
     assert f"{PACKAGE}.commands.context" in found
     assert f"{PACKAGE}.steps.accounts" in found
+
+
+def _importers_of(prefix: str) -> set[str]:
+    return {module for module, path in ALL.items()
+            for target, _ in imports(module, path) if target.split(".")[0] == prefix}
+
+
+def test_plugins_shipped_with_hostout_never_import_each_other():
+    for module, path in ALL.items():
+        if room(module) != "plugins" or len(module.split(".")) < 4:
+            continue
+        mine = module.split(".")[3]
+        for target, line in imports(module, path):
+            parts = target.split(".")
+            if target.startswith(f"{PACKAGE}.plugins.") and len(parts) > 3:
+                assert parts[3] == mine, f"{module}:{line} imports another plugin, {target}"
+
+
+def test_only_the_cloud_plugin_and_its_test_provider_import_libcloud():
+    allowed = {m for m in ALL if m.startswith((f"{PACKAGE}.plugins.cloud",
+                                               f"{PACKAGE}.testing.cloud"))}
+    assert _importers_of("libcloud") <= allowed
+    assert _importers_of("libcloud")  # so the check can fail
+
+
+def test_the_tunnels_http_proxy_is_plain_python():
+    # the paramiko side of the tunnel is tunnel.py; the proxy serves any socket-like stream
+    proxy = f"{PACKAGE}.remote.ssh.proxy"
+    assert proxy in ALL
+    assert not [t for t, _ in imports(proxy, ALL[proxy]) if t.split(".")[0] in WIRE_LIBRARIES]
+
+
+def test_every_plugin_named_for_extends_is_a_package_with_a_fabfile():
+    from collective.hostout.commands.discovery import BUILTIN_PLUGINS
+
+    for name, package in BUILTIN_PLUGINS.items():
+        assert f"{package}.fabfile" in ALL, name
+        assert room(package) == "plugins", name

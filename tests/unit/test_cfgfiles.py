@@ -53,3 +53,10 @@ def test_files_outside_the_buildout_are_refused(tmp_path: Path):
     outside = write(tmp_path / "shared.cfg", "[buildout]\n")
     with pytest.raises(ConfigError, match="outside the buildout directory"):
         cfgfiles.remote_name(outside, tmp_path / "buildout")
+
+
+def test_conditional_sections_are_evaluated_as_buildout_does(tmp_path: Path):
+    # Zope's versions.cfg has [versions:python311]; the expression names come from buildout
+    write(tmp_path / "versions.cfg", "[versions]\nA = 1\n[versions:python3]\nB = 2\n"
+          "[versions:python2]\nC = 3\n")
+    assert cfgfiles.chain_pins(tmp_path / "versions.cfg", "versions") == {"A": "1", "B": "2"}

@@ -132,6 +132,9 @@ def test_stale_options_are_refused(tmp_path: Path):
     ("option", "message"),
     [("fabfiles = missing.py", "h: fabfiles: no such file"),
      ("python-version = 2.7", "h: option python-version = '2.7' is not a Python 3"),
+     ("python-version = 2.6", "hostout 2 deploys Python 3 buildouts only; set "
+                              "python-version to the 3.X your buildout runs on"),
+     ("buildout-password = secret", "h: option buildout-password is hostout 1's"),
      ("host = bad:port:x:", "h: option host"),
      ("path = /srv/q$(touch /tmp/x)", "h: option path = '/srv/q$(touch /tmp/x)' is not a "
                                       "safe path"),
@@ -172,3 +175,75 @@ def test_versions_file_written_and_extending_it_does_not_make_options_stale(tmp_
     proc = hostout(tmp_path, "h")
     assert proc.returncode == 0
     assert "changed after the last bin/buildout" not in proc.stderr
+
+
+BROKEN = PLUGIN.parent / "brokenrecipe"
+FABONLY = PLUGIN.parent / "fabonly"
+
+
+def test_an_import_error_inside_a_plugin_recipe_fails_the_buildout(tmp_path: Path):
+    write(tmp_path, "buildout.cfg", f"""
+        [buildout]
+        develop = {BROKEN}
+        parts = h
+        [h]
+        recipe = collective.hostout
+        extends = hostout.brokenrecipe
+    """)
+    proc = buildout(tmp_path, check=False)
+    text = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert ("h: extends = hostout.brokenrecipe: the plugin's recipe failed to import "
+            "(ModuleNotFoundError: No module named 'hostout_dependency_nobody_installed')"
+            in text)
+    assert "Traceback" not in text
+    assert not (tmp_path / "parts/hostout/hostout.json").exists()
+
+
+def test_a_plugin_without_a_recipe_is_only_its_fabfile(tmp_path: Path):
+    write(tmp_path, "buildout.cfg", f"""
+        [buildout]
+        develop = {FABONLY}
+        parts = h
+        [h]
+        recipe = collective.hostout
+        extends = hostout.fabonly
+    """)
+    buildout(tmp_path)
+    assert options(tmp_path)["h"]["plugins"] == ["hostout.fabonly"]
+    listing = hostout(tmp_path, "h").stdout
+    assert "a command of a plugin that has no recipe" in listing
+    # naming an entry point explicitly means it must be there
+    write(tmp_path, "buildout.cfg", f"""
+        [buildout]
+        develop = {FABONLY}
+        parts = h
+        [h]
+        recipe = collective.hostout
+        extends = hostout.fabonly:custom
+    """)
+    proc = buildout(tmp_path, check=False)
+    assert proc.returncode != 0
+    assert ("h: extends = hostout.fabonly:custom: hostout.fabonly has no zc.buildout entry "
+            "point 'custom'" in proc.stdout + proc.stderr)
+
+
+def test_a_buildout_pinning_another_zc_recipe_egg_builds(tmp_path: Path):
+    # Zope's buildout pins zc.recipe.egg = 4.0.0: hostout must not bring a zc.recipe.egg of
+    # its own into buildout's environment, where it clashed (VersionConflict) with the pin.
+    write(tmp_path, "buildout.cfg", """
+        [buildout]
+        parts = py h
+        [versions]
+        zc.recipe.egg = 4.0.0
+        [py]
+        recipe = zc.recipe.egg
+        eggs = packaging
+        interpreter = py
+        [h]
+        recipe = collective.hostout
+        host = example.invalid
+    """)
+    buildout(tmp_path)
+    assert hostout(tmp_path, "h").returncode == 0
+    assert "\nzc.recipe.egg = 4.0.0\n" in (tmp_path / "hostoutversions.cfg").read_text()

@@ -155,3 +155,12 @@ def test_python_version_takes_hostout_1_spelling(value, expected):
 def test_python_2_gets_a_hint():
     with pytest.raises(ConfigError, match="hostout 2 deploys Python 3 buildouts only"):
         build_settings("h", {"python-version": "2.6"}, buildout_directory=BD)
+
+
+@pytest.mark.parametrize("option", ["buildout-password", "no_sudo", "force-python-compile",
+                                    "python-path", "shell"])
+def test_hostout_1_options_without_meaning_fail_with_what_replaces_them(option):
+    with pytest.raises(ConfigError) as err:
+        build_settings("h", {option: "x"}, buildout_directory=BD)
+    assert str(err.value).startswith(f"h: option {option.replace('_', '-')} is hostout 1's "
+                                     "and has no meaning in hostout 2: ")

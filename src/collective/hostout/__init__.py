@@ -10,7 +10,9 @@ What fabfile and plugin authors use, importable from here::
   :class:`RemoteCommand` (a shell command as data) run as an :class:`Account`;
   :class:`RecordingRemote` stands in for a host in unit tests;
 - the errors: :class:`HostoutError` and its subclasses, each printed as one line;
-- :mod:`collective.hostout.api` keeps hostout 1 (Fabric 1 style) fabfiles working.
+- :mod:`collective.hostout.api`, :mod:`collective.hostout.contrib` and
+  :mod:`collective.hostout.hostout` keep hostout 1 (Fabric 1 style) fabfiles and plugins
+  working (README: "Porting from hostout 1").
 
 Names are loaded on first use, so ``bin/buildout`` (which imports the recipe) stays light.
 """

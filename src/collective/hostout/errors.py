@@ -107,5 +107,14 @@ class DistributionError(HostoutError):
     """A pinned distribution could not be found or fetched."""
 
 
+class DownloadError(HostoutError):
+    """A file a recipe or ``extends`` downloads could be had neither by the server nor here,
+    or only with other content than the local build got."""
+
+
+class ImageError(HostoutError):
+    """A container image could not be found, pulled, built or named (``docker``)."""
+
+
 class ResolutionError(HostoutError):
     """The cfg built on the server does not build on this machine (so it would not there)."""

@@ -19,12 +19,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from .commands.discovery import BUILTIN_PLUGINS
 from .config import optionsfile
 from .config.facts import BuildoutFacts
 from .config.optionsfile import RELATIVE_LOCATION, OptionsFile, digests
 from .config.settings import MERGED_OPTIONS, build_settings, lines, words
 from .errors import HostoutError
-from .packaging import versions
+from .packaging import downloads, versions
 from .packaging.scratch import SCRATCH_ENV
 from .packaging.usage import UsageRecorder
 
@@ -75,6 +76,17 @@ def _config_sources(buildout: Any) -> set[str]:
     return found
 
 
+def _has_recipe(egg: str, entry: str) -> bool:
+    """Whether the installed plugin egg declares the ``zc.buildout`` entry point ``entry``."""
+    import pkg_resources
+
+    try:
+        dist = pkg_resources.get_distribution(egg)
+    except pkg_resources.DistributionNotFound:
+        return False
+    return dist.get_entry_info("zc.buildout", entry) is not None
+
+
 class Recipe:
     def __init__(self, buildout: Any, name: str, options: MutableMapping[str, str]) -> None:
         try:
@@ -91,6 +103,7 @@ class Recipe:
             Path(buildout["buildout"]["parts-directory"]) / RELATIVE_LOCATION
         )
         self.plugins: list[str] = []
+        self.requires: list[str] = []  # what the plugins shipped with hostout need
         self.subrecipes: list[Any] = []
         self.recorder = _recorder(buildout)
         with self.recorder.paused():  # plugin eggs are hostout's, not the build's
@@ -109,6 +122,8 @@ class Recipe:
         if not registry:  # once per buildout run: record versions when buildout is done
             atexit.register(self._record_versions)
         registry[name] = self
+        # what recipes and extends download, so a deploy can fetch or ship it
+        downloads.watch(buildout).add_config(self.directory / settings.buildout_cfg)
         self.versionsfile = settings.versionsfile
 
     # -- hostout's extends: another part, or a plugin egg --------------------------------
@@ -139,10 +154,21 @@ class Recipe:
         from zc.buildout.buildout import _install_and_load
 
         egg, _, entry = spec.partition(":")
+        if egg in BUILTIN_PLUGINS:  # shipped with hostout: never looked up on an index
+            self._load_builtin(egg)
+            return
         try:
             recipe_class = _install_and_load(egg, "zc.buildout", entry or "default", self.buildout)
-        except ImportError:  # an egg with fabfiles only, no recipe of its own
-            recipe_class = None
+        except ImportError as err:
+            if _has_recipe(egg, entry or "default"):  # it is there and failed: say so
+                raise HostoutError(
+                    f"extends = {spec}: the plugin's recipe failed to import "
+                    f"({type(err).__name__}: {err}); its option defaults would be lost",
+                    host=self.name, cause=err) from err
+            if entry:
+                raise HostoutError(f"extends = {spec}: {egg} has no zc.buildout entry point "
+                                   f"{entry!r}", host=self.name, cause=err) from err
+            recipe_class = None  # an egg with fabfiles only, no recipe of its own
         except Exception as err:
             raise HostoutError(
                 f"extends = {spec}: not a part of this buildout, and the egg could not be "
@@ -154,6 +180,19 @@ class Recipe:
             self.subrecipes.append(recipe_class(self.buildout, self.name, self.options))
         if egg not in self.plugins:
             self.plugins.append(egg)
+
+    def _load_builtin(self, name: str) -> None:
+        import importlib
+
+        module = importlib.import_module(BUILTIN_PLUGINS[name])
+        recipe_class = getattr(module, "Recipe", None)
+        if recipe_class is not None:
+            self.subrecipes.append(recipe_class(self.buildout, self.name, self.options))
+        for requirement in getattr(module, "REQUIRES", ()):
+            if requirement not in self.requires:
+                self.requires.append(requirement)
+        if name not in self.plugins:
+            self.plugins.append(name)
 
     # -- install / update ---------------------------------------------------------------
     def install(self) -> list[str]:
@@ -171,9 +210,11 @@ class Recipe:
             elif result:
                 installed.extend(result)
         parts = _registry(self.buildout)
-        plugins = sorted({p for recipe in parts.values() for p in recipe.plugins})
+        eggs = {p for recipe in parts.values() for p in recipe.plugins
+                if p not in BUILTIN_PLUGINS}  # those are modules of collective.hostout
+        eggs |= {r for recipe in parts.values() for r in recipe.requires}
         with self.recorder.paused():  # bin/hostout's eggs are not the build's
-            installed += self._script(plugins)
+            installed += self._script(sorted(eggs))
         OptionsFile(
             location=self.location,
             facts=self._buildout_facts(),
@@ -238,12 +279,17 @@ class Recipe:
         )
 
     def _script(self, plugins: list[str]) -> list[str]:
-        import zc.recipe.egg
+        """bin/hostout, made by zc.recipe.egg's scripts recipe as buildout loads any recipe:
+        at the version the buildout pins, from its eggs or index. hostout does not depend on
+        zc.recipe.egg itself, so a copy in the environment of buildout cannot clash with a
+        buildout pinning another version (Zope pins zc.recipe.egg = 4.0.0)."""
+        from zc.buildout.buildout import _install_and_load
 
+        scripts = _install_and_load("zc.recipe.egg", "zc.buildout", "scripts", self.buildout)
         options = {
             "eggs": "\n".join([SCRIPT_EGG, *plugins]),
             "scripts": "hostout",
             "arguments": f"sys.argv[1:], options_file={str(self.location)!r}",
         }
-        return list(zc.recipe.egg.Scripts(self.buildout, self.name, options).install())
+        return list(scripts(self.buildout, self.name, options).install())
 

@@ -107,9 +107,22 @@ class Invocation:
                                     settings.buildout_group)
                 ctx = Context(settings, self._remote_factory(settings), registry_for(settings),
                               self.out, self.options.facts, packager=self._packager,
-                              shared=self._shared)
+                              shared=self._shared, remote_factory=self._remote_factory,
+                              peers=self, reload=lambda: self._reload(host))
                 self._contexts[host] = ctx
         return ctx
+
+    def _reload(self, host: str) -> tuple[HostSettings, Remote]:
+        """The host's settings read afresh (with what a command recorded), and a remote for
+        them: ``Context.reload``."""
+        settings = self.options.settings(host)
+        self.out.add_secret(settings.password)
+        self.out.add_public(settings.name, settings.hostname, settings.user,
+                            settings.buildout_user, settings.effective_user,
+                            settings.buildout_group)
+        with self._lock:
+            self._settings[host] = settings
+        return settings, self._remote_factory(settings)
 
     def validate(self, plan: Plan) -> None:
         """Every host knows every command, and the arguments fit, before anything runs."""
@@ -128,6 +141,7 @@ class Invocation:
         ctx = self.context(host)
         outcome = HostOutcome(host, plan.commands)
         start = time.monotonic()
+        ctx.lock.acquire()  # another host's command may call this host's (hostouts)
         try:
             for index, name in enumerate(plan.commands):
                 if stop is not None and stop.is_set():
@@ -147,6 +161,7 @@ class Invocation:
                 self.out.command_ended(host, name, seconds=time.monotonic() - began)
                 outcome.completed.append(name)
         finally:
+            ctx.lock.release()
             outcome.seconds = time.monotonic() - start
             outcome.warnings = list(ctx.warnings)
         return outcome
@@ -189,7 +204,7 @@ class Invocation:
                     finally:
                         # Done with this host: hang up now, side by side with the others.
                         with contextlib.suppress(Exception):
-                            self.context(host).remote.close()
+                            self.context(host).close()
                 with contextlib.suppress(Exception):
                     self.out.host_finished(host, outcomes[host].status,
                                            outcomes[host].error_line,
@@ -215,4 +230,4 @@ class Invocation:
         with self._lock:
             contexts = list(self._contexts.values())
         for ctx in contexts:
-            ctx.remote.close()
+            ctx.close()

@@ -64,6 +64,9 @@ class RemoteCommand:
     account: Account = Account.LOGIN
     env: tuple[tuple[str, str], ...] = ()  # exported for the script
     secrets: tuple[str, ...] = field(default=(), repr=False)
+    # it downloads (package managers, builds): with ``tunnel = true`` it runs with hostout's
+    # proxy in its environment, open for that command only
+    network: bool = False
 
     def __post_init__(self) -> None:
         for name, _ in self.env:

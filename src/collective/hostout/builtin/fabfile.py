@@ -8,25 +8,29 @@ from __future__ import annotations
 
 from ..commands.context import Context
 from ..commands.registry import command
+from ..errors import ConfigError
+from ..images import compose as _compose
 from ..remote.base import Result
 from ..shell import RemoteCommand
 from ..steps import accounts as _accounts
 from ..steps import bootstrap as _bootstrap
 from ..steps import build as _build
+from ..steps import hostos as _hostos
 from ..steps import shipping as _shipping
 
 
 @command
 def run(c: Context, *cmd: str) -> Result:
     """Execute cmd on remote as the buildout user, in the buildout directory"""
-    return c.buildout_run(" ".join(cmd))
+    return c.buildout_run(" ".join(cmd), network=True)  # ad hoc: may download (tunnel)
 
 
 @command
 def sudo(c: Context, *cmd: str) -> Result:
     """Execute cmd on remote as root, through the login user's sudo"""
     script = " ".join(cmd)
-    return c.sudo(RemoteCommand(script, cwd=str(c.path), cwd_optional=True, sudo=True))
+    return c.sudo(RemoteCommand(script, cwd=str(c.path), cwd_optional=True, sudo=True,
+                                network=True))
 
 
 @command(quiet=True)
@@ -74,18 +78,29 @@ def bootstrap(c: Context) -> None:
 @command(quiet=True)
 def bootstrap_users(c: Context) -> None:
     """create buildout and the effective user and allow hostout access"""
+    if _hostos.dispatch(c, "bootstrap_users"):  # a plugin's bootstrap_users_<hostos>
+        return
     _accounts.bootstrap_users(c)
 
 
 @command(quiet=True)
 def bootstrap_python(c: Context) -> None:
     """Install the python-version this buildout needs with the OS's package manager"""
+    # a plugin's bootstrap_python_<hostos>, as in hostout 1 when the Python is missing
+    chosen = _hostos.dispatch(c, "bootstrap_python",
+                              needed=lambda: _hostos.remote_target(c) is None)
+    if chosen:
+        _hostos.require_python(c, chosen)
+        _bootstrap.install_missing_packages(c)
+        return
     _bootstrap.bootstrap_python(c)
 
 
 @command(quiet=True)
 def bootstrap_buildout(c: Context) -> None:
     """Make path a venv with zc.buildout and setuptools pinned as the local buildout's"""
+    if _hostos.dispatch(c, "bootstrap_buildout"):  # a plugin's bootstrap_buildout_<hostos>
+        return
     _bootstrap.bootstrap_buildout(c)
 
 
@@ -118,3 +133,22 @@ def setowners(c: Context) -> None:
     a = _accounts.setowners(c)
     c.report(f"code {a.buildout_user}:{a.group}, read-only to the group; var/ "
              f"{a.effective_user}:{a.group}")
+
+
+@command(quiet=True)
+def docker(c: Context) -> str:
+    """Build this part's image (hostout/PART) with the deploy's steps, layer by layer"""
+    try:
+        from ..images import build as _images
+    except ImportError as err:
+        if err.name != "docker":
+            raise
+        raise ConfigError("the docker command needs the docker package: pip install "
+                          "'collective.hostout[docker]'", host=c.name) from None
+    return _images.docker(c).reference
+
+
+@command(quiet=True)
+def compose(c: Context, file: str = "docker-compose.yml") -> str:
+    """Write docker-compose.yml running these parts' images (podman-compose / docker compose)"""
+    return str(_compose.compose(c, file))

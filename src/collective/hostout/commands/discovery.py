@@ -1,4 +1,5 @@
-"""Finding commands: the built-in fabfile, plugin eggs' ``fabric`` entry points, fabfiles.
+"""Finding commands: the built-in fabfile, plugin eggs' ``fabric`` entry points, fabfiles,
+and the plugins shipped with hostout (:data:`BUILTIN_PLUGINS`).
 
 Modules are imported once per process however many hosts use them; each host gets its own
 :class:`Registry` because hosts may name different plugins and fabfiles.
@@ -21,16 +22,37 @@ from .registry import Command, Registry, commands_of
 
 BUILTIN_ORIGIN = "collective.hostout"
 BUILTIN_MODULE = "collective.hostout.builtin.fabfile"
+#: Built-in modules, in order: deploy's commands, then those hostout 1 also had.
+BUILTIN_MODULES = (BUILTIN_MODULE, "collective.hostout.builtin.legacy")
+
+#: Plugins shipped inside collective.hostout, under their hostout 1 egg names so that
+#: ``extends = hostout.supervisor`` keeps working: name -> package. The package's ``fabfile``
+#: module holds the commands; its ``Recipe`` (optional) checks and defaults the options at
+#: buildout time, and ``REQUIRES`` names the distributions bin/hostout then needs.
+#: These names win over an installed egg of the same name (hostout 1's, say).
+BUILTIN_PLUGINS = {
+    "hostout.supervisor": "collective.hostout.plugins.supervisor",
+    "hostout.cloud": "collective.hostout.plugins.cloud",
+}
 
 
 @cache
 def _builtin() -> tuple[Command, ...]:
-    return tuple(commands_of(importlib.import_module(BUILTIN_MODULE), BUILTIN_ORIGIN))
+    return tuple(cmd for module in BUILTIN_MODULES
+                 for cmd in commands_of(importlib.import_module(module), BUILTIN_ORIGIN))
 
 
 @cache
 def plugin_commands(egg: str) -> tuple[Command, ...]:
-    """Commands of every ``fabric`` entry point of the installed distribution ``egg``."""
+    """Commands of every ``fabric`` entry point of the installed distribution ``egg`` (or of
+    the plugin shipped with hostout under that name)."""
+    if egg in BUILTIN_PLUGINS:
+        name = BUILTIN_PLUGINS[egg] + ".fabfile"
+        try:
+            module = importlib.import_module(name)
+        except ImportError as err:
+            raise PluginError(f"cannot load {egg}: {err}", cause=err) from err
+        return tuple(commands_of(module, egg))
     try:
         dist = importlib.metadata.distribution(egg)
     except importlib.metadata.PackageNotFoundError:

@@ -23,7 +23,7 @@ def config_chain(start: Path) -> list[Path]:
     """``start`` and every file its ``[buildout] extends`` names, recursively, each once.
 
     Parsed with zc.buildout's own parser, which has no side effects (it reads one file).
-    URLs are left to the server's buildout to fetch.
+    URLs are not files here: see :func:`extends_urls` (packaging.downloads records them).
     """
     return list(parsed_chain(start))
 
@@ -57,13 +57,22 @@ def _buildout_parser() -> Any:
     return _PARSER[0]
 
 
+def _default_globals() -> dict[str, Any]:
+    """buildout's globals for conditional section headers, imported only when a file has
+    one (zc.buildout.buildout imports setuptools, pip and pkg_resources)."""
+    from zc.buildout.buildout import _default_globals as buildout_globals
+
+    return dict(buildout_globals())
+
+
 def parse(path: Path) -> dict[str, dict[str, str]]:
     """One buildout file's sections, as zc.buildout reads them (no extends, no effects)."""
     buildout_parse = _buildout_parser().parse
 
     try:
         with path.open(encoding="utf-8") as fp:
-            return buildout_parse(fp, str(path))
+            # conditional sections ([versions:python311]) are evaluated as buildout does
+            return buildout_parse(fp, str(path), _default_globals)
     except Exception as err:
         reason = " ".join(str(err).split())
         raise ConfigError(f"cannot parse {path.name}: {reason}", cause=err) from err
@@ -98,6 +107,12 @@ def parsed_chain(start: Path) -> dict[Path, dict[str, dict[str, str]]]:
 
     visit(start, None)
     return seen
+
+
+def extends_urls(path: Path) -> list[str]:
+    """The URLs that ``path``'s own ``[buildout] extends`` names (buildout fetches them)."""
+    extends = parse(path).get("buildout", {}).get("extends", "")
+    return [item for item in extends.split() if _is_url(item)]
 
 
 def include_files(include: Iterable[str], base: Path) -> list[Path]:

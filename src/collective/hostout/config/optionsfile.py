@@ -17,6 +17,7 @@ from typing import Any
 
 from ..errors import ConfigError, StaleConfigError
 from ..files import sha256_file, write_atomically
+from . import records
 from .facts import BuildoutFacts
 from .settings import HostSettings, build_settings
 
@@ -54,10 +55,13 @@ class OptionsFile:
         return sorted(self.hosts)
 
     def settings(self, name: str) -> HostSettings:
+        """The host's settings: its part's options, and what commands recorded about the host
+        (see :mod:`.records`) where the part leaves an option unset."""
         entry = self.hosts[name]
+        record = records.read(self.facts.parts_directory, name)
         return build_settings(
             name,
-            entry["options"],
+            records.merged(entry["options"], record),
             buildout_directory=self.directory,
             plugins=tuple(entry.get("plugins", ())),
         )

@@ -16,11 +16,46 @@ from functools import cached_property
 from pathlib import Path, PurePosixPath
 
 from ..errors import ConfigError
+from .images import ImageSettings, image_settings
 
 #: Options whose values are lists (one item per line), merged when a part extends another.
 MERGED_OPTIONS = ("fabfiles", "pre-commands", "post-commands")
 
 HOST_KEY_POLICIES = ("accept-new", "yes")
+
+#: The options hostout itself reads (:func:`build_settings`, the recipe's ``extends``):
+#: validated by bin/buildout, fixed for an invocation. Commands may set other options for
+#: later commands (``Context.set_option``), never these.
+OWN_OPTIONS = frozenset({
+    "recipe", "extends", "host", "port", "user", "password", "identity-file", "key", "path",
+    "buildout", "buildout-user", "effective-user", "buildout-group", "python-version",
+    "hostos", "pre-commands", "post-commands", "sudo-parts", "parts", "include",
+    "buildout-cache", "system-packages", "fabfiles", "versionsfile", "host-key-checking",
+    "known-hosts", "ssh-config", "connect-timeout", "tunnel",
+    "docker-image", "docker-name", "docker-ports", "docker-environment", "docker-links",
+})
+
+
+#: hostout 1 options hostout 2 gives no meaning, and what replaces each: set, they fail
+#: bin/buildout in one line rather than being ignored.
+HOSTOUT1_OPTIONS = {
+    "buildout-password": "the buildout user logs in with the key of identity-file, which "
+                         "bootstrap_users authorises; remove buildout-password",
+    "no-sudo": "bootstrap and setowners need the login user's sudo; bootstrap the server "
+               "once with a sudo-capable user, then deploys run as buildout-user",
+    "force-python-compile": "Python comes from the OS's packages (python-version, "
+                            "hostos, system-packages); remove it",
+    "system-python-use-not": "Python comes from the OS's packages (python-version, "
+                             "hostos, system-packages); remove it",
+    "python-path": "path/bin/python is a venv of the OS's pythonX.Y; remove it",
+    "python-prefix": "path/bin/python is a venv of the OS's pythonX.Y; remove it",
+    "shell": "remote commands run in the login user's shell; remove it",
+}
+
+
+def own_option(name: str) -> bool:
+    """Whether ``name`` (dashed, or hostout 1's underscore spelling) is one of hostout's."""
+    return name.replace("_", "-") in OWN_OPTIONS
 
 _PYTHON_VERSION = re.compile(r"^(?P<major>\d+)\.(?P<minor>\d{1,2})(\.\d+)?$")
 
@@ -163,7 +198,9 @@ class HostSettings:
     ssh_config: Path | None
     connect_timeout: float
     buildout_directory: Path
+    image: ImageSettings  # the docker-* options (bin/hostout PART docker / compose)
     options: Mapping[str, str] = field(repr=False)
+    tunnel: bool = False  # the server downloads through hostout's proxy, over SSH
 
     @property
     def hoststring(self) -> str:
@@ -206,6 +243,22 @@ def _get(options: Mapping[str, str], name: str) -> str | None:
         if value is not None and value.strip():
             return value.strip()
     return None
+
+
+TRUE_WORDS = ("true", "yes", "on", "1")
+FALSE_WORDS = ("false", "no", "off", "0", "")
+
+
+def boolean(value: str | None, option: str, part: str, default: bool = False) -> bool:
+    """An on/off option: true/yes/on/1 or false/no/off/0 (any case); unset: ``default``."""
+    if value is None:
+        return default
+    word = value.strip().lower()
+    if word in TRUE_WORDS:
+        return True
+    if word in FALSE_WORDS:
+        return False
+    raise ConfigError(f"option {option} = {value!r} is not true or false", host=part)
 
 
 def local_python_version() -> str:
@@ -255,6 +308,10 @@ def build_settings(
     """Validate one host part's resolved options into :class:`HostSettings`."""
     if not re.fullmatch(r"[\w.\-]+", name):
         raise ConfigError(f"part name {name!r} is not usable as a host name")
+    for key, why in HOSTOUT1_OPTIONS.items():
+        if _get(options, key) is not None:
+            raise ConfigError(f"option {key} is hostout 1's and has no meaning in hostout 2: "
+                              f"{why}", host=name)
 
     hostname, port = parse_hoststring(_get(options, "host") or name, part=name)
     if (explicit_port := _get(options, "port")) is not None:
@@ -355,5 +412,7 @@ def build_settings(
         ssh_config=local_path(_get(options, "ssh-config")),
         connect_timeout=timeout,
         buildout_directory=buildout_directory,
+        image=image_settings(name, options),
         options=dict(options),
+        tunnel=boolean(_get(options, "tunnel"), "tunnel", name),
     )

@@ -234,6 +234,14 @@ class Output:
         self.add_secret(answer)
         return answer
 
+    def ask(self, prompt: str) -> str:
+        """Ask a question on the terminal (e.g. to confirm a destroy), live view paused."""
+        view = self._view
+        with view.paused() if view is not None else nullcontext():
+            with self._lock:
+                self._to_log(prompt)
+            return input(prompt)
+
     def shows_output(self, host: str) -> bool:
         """Whether a command's output reaches the screen for ``host`` now."""
         return not self.json and (not self._quiet.get(host) or self.verbosity >= VERBOSE)

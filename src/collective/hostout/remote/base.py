@@ -39,6 +39,10 @@ class Remote(Protocol):
     """One host, as steps see it."""
 
     name: str  # the host part's name
+    #: True where ``Account.BUILDOUT`` logs in with the buildout user's own key (SSH), which
+    #: bootstrap_users then authorises; False where the remote switches user itself (a
+    #: container).
+    key_login: bool
 
     @property
     def login_user(self) -> str:

@@ -33,6 +33,7 @@ class Call:
     sudo: bool = False
     sudo_user: str | None = None
     path: str = ""  # put/get: the remote path
+    network: bool = False  # run: marked as downloading (it gets the tunnel's proxy)
 
     @property
     def who(self) -> str:
@@ -60,6 +61,7 @@ class RecordingRemote:
     calls: list[Call] = field(default_factory=list)
     files: dict[str, bytes] = field(default_factory=dict)  # what was put, by remote path
     closed: bool = False
+    key_login: bool = True  # False: stands in for a container (no key for the buildout user)
     _answers: list[_Answer] = field(default_factory=list)
 
     @property
@@ -75,7 +77,7 @@ class RecordingRemote:
     def execute(self, cmd: RemoteCommand, *, warn: bool = False, hide: bool = False,
                 echo: bool = True) -> Result:
         self.calls.append(Call("run", cmd.account, cmd.script, cmd.cwd, cmd.sudo,
-                               cmd.sudo_user))
+                               cmd.sudo_user, network=cmd.network))
         result = Result(cmd, "", "", 0)
         for answer in self._answers:
             if answer.times != 0 and answer.pattern.search(cmd.script):

@@ -24,9 +24,10 @@ def accounts(c: Context) -> Accounts:
 CHANGED = "hostout: "
 
 
-def users_script(a: Accounts, public_key: str) -> str:
-    """Root shell text creating the group and users and authorising the buildout user; it
-    prints a ``hostout: ...`` line for each change it makes, and nothing when none."""
+def users_script(a: Accounts, public_key: str | None) -> str:
+    """Root shell text creating the group and users and authorising the buildout user's key
+    (unless None: a container needs none); it prints a ``hostout: ...`` line for each change
+    it makes, and nothing when none."""
     def say(what: str) -> str:
         return f"echo {q(CHANGED + what)}"
 
@@ -39,6 +40,8 @@ def users_script(a: Accounts, public_key: str) -> str:
                      f"useradd -m -s {shell} -G {q(a.group)} {q(user)}")
     for user in sorted({a.buildout_user, a.effective_user, a.login}):
         lines.append(f"usermod -a -G {q(a.group)} {q(user)}")
+    if public_key is None:
+        return "\n".join(lines)
     ssh = '"$home/.ssh"'
     keys_file = '"$home/.ssh/authorized_keys"'
     lines += [
@@ -56,13 +59,16 @@ def users_script(a: Accounts, public_key: str) -> str:
 def bootstrap_users(c: Context) -> Accounts:
     a = accounts(c)
     key = c.settings.identity_file
-    public = keys.ensure_key(key, comment=f"hostout-{c.name}")
-    c.out.line(c.name, f"buildout-user {a.buildout_user} logs in with {key}")
+    public = None
+    if c.remote.key_login:  # over SSH; a container switches to the buildout user itself
+        public = keys.ensure_key(key, comment=f"hostout-{c.name}")
+        c.out.line(c.name, f"buildout-user {a.buildout_user} logs in with {key}")
     result = run_step(c, "bootstrap_users", RemoteCommand(users_script(a, public), sudo=True))
     changes = [line.removeprefix(CHANGED) for line in result.stdout.splitlines()
                if line.startswith(CHANGED)]
     if changes:
-        c.report(", ".join(dict.fromkeys(changes)) + f" (logs in with {key.name})")
+        how = f" (logs in with {key.name})" if public is not None else ""
+        c.report(", ".join(dict.fromkeys(changes)) + how)
     return a
 
 

@@ -81,14 +81,15 @@ def run_buildout(c: Context, *args: str) -> None:
                                        account=Account.BUILDOUT), echo=False)
         began = time.monotonic()
         result = c.remote.execute(RemoteCommand(script, cwd=str(lay.path), env=BUILD_ENV,
-                                                account=Account.BUILDOUT))
+                                                account=Account.BUILDOUT, network=True))
         c.report(build_summary(result.stdout + result.stderr, time.monotonic() - began))
         if c.settings.sudo_parts:
             # root's parts keep their own installed file, so the buildout user's next run
             # neither uninstalls them nor touches what root made
             root = (f"{script} buildout:installed={SUDO_INSTALLED} "
                     f"install {join(c.settings.sudo_parts)}")
-            c.remote.execute(RemoteCommand(root, cwd=str(lay.path), env=BUILD_ENV, sudo=True))
+            c.remote.execute(RemoteCommand(root, cwd=str(lay.path), env=BUILD_ENV, sudo=True,
+                                           network=True))
         if uses_sudo(c):
             setowners(c)
         else:

@@ -1,10 +1,12 @@
-"""What travels to the server: develop releases, a distribution for every pin, and the
-buildout's cfg files with the generated ``pinned.cfg`` and ``hostout.cfg`` (uploadeggs,
-uploadbuildout).
+"""What travels to the server: develop releases, a distribution for every pin, the files
+recipes and ``extends`` download, and the buildout's cfg files with the generated
+``pinned.cfg`` and ``hostout.cfg`` (uploadeggs, uploadbuildout).
 
 Distributions go to the server's ``buildout-cache/downloads/dist`` (names are unique, so a
 file there is never sent again); cfg files are compared by sha256 and only changed ones
-travel. The server then builds from those files alone: no package index is read.
+travel. Downloads (cmmi tarballs, extends URLs) go where the server's buildout looks for
+them offline: the server fetches each itself when it can reach it, else it is shipped from
+here. The server then builds from those files alone: no package index is read.
 """
 
 from __future__ import annotations
@@ -19,9 +21,9 @@ from packaging.utils import canonicalize_name
 from ..commands.context import Context
 from ..config import cfgfiles
 from ..config.settings import Layout
-from ..errors import HostoutError
+from ..errors import DownloadError, HostoutError
 from ..files import sha256_file, write_atomically
-from ..packaging import versions
+from ..packaging import downloads, versions
 from ..packaging.release import Release
 from ..packaging.resolve import Resolution
 from ..shell import Account, RemoteCommand, join, q
@@ -165,6 +167,137 @@ def _size(n: int) -> str:
     return f"{n / 1024:.0f} KB" if n < 1024 * 1024 else f"{n / 1024 / 1024:.1f} MB"
 
 
+# -- non-Python downloads ----------------------------------------------------------------------
+def extends_cache(lay: Layout) -> PurePosixPath:
+    """Where the server's buildout finds the cfg files ``extends`` names by URL."""
+    return lay.cache / "extends"
+
+
+def download_target(lay: Layout, fetched: downloads.Fetched) -> PurePosixPath:
+    """Where the server's buildout looks for ``fetched`` (install-from-cache: offline)."""
+    root = extends_cache(lay) if fetched.cache == downloads.EXTENDS_CACHE else lay.downloads
+    return root / fetched.name
+
+
+#: Run by the server's venv Python: ``-c FETCH TIMEOUT JSON`` with JSON a list of
+#: [url, target, sha256]. Prints ``status<TAB>target<TAB>reason`` per file: ``have`` (already
+#: there), ``fetched`` (now there), ``failed`` (could not fetch, or other content).
+FETCH = """\
+import concurrent.futures, hashlib, json, os, sys, urllib.error, urllib.request
+timeout, todo = float(sys.argv[1]), json.loads(sys.argv[2])
+def sha256(path):
+    h = hashlib.sha256()
+    with open(path, 'rb') as fh:
+        for block in iter(lambda: fh.read(1 << 16), b''):
+            h.update(block)
+    return h.hexdigest()
+def reason(err):
+    if isinstance(err, urllib.error.HTTPError):
+        return 'HTTP Error %s: %s' % (err.code, err.reason)
+    inner = getattr(err, 'reason', None)
+    if isinstance(inner, OSError) and inner.strerror:
+        return inner.strerror
+    return str(inner if inner is not None else (getattr(err, 'strerror', None) or err))
+def one(item):
+    url, target, want = item
+    try:
+        if sha256(target) == want:
+            return 'have', ''
+    except OSError:
+        pass
+    tmp = os.path.join(os.path.dirname(target), '.%s.%d.part' % (os.path.basename(target),
+                                                                  os.getpid()))
+    try:
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        h = hashlib.sha256()
+        with urllib.request.urlopen(url, timeout=timeout) as response, open(tmp, 'wb') as out:
+            for block in iter(lambda: response.read(1 << 16), b''):
+                h.update(block)
+                out.write(block)
+        if h.hexdigest() != want:
+            return 'failed', 'checksum mismatch: it now serves other content (sha256 %s)' % (
+                h.hexdigest()[:12])
+        os.replace(tmp, target)
+        return 'fetched', ''
+    except Exception as err:
+        return 'failed', reason(err)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+with concurrent.futures.ThreadPoolExecutor(4) as pool:
+    for (url, target, _), (status, why) in zip(todo, pool.map(one, todo)):
+        print('%s\\t%s\\t%s' % (status, target, ' '.join(why.split())))
+"""
+
+
+def ship_downloads(c: Context) -> list[downloads.Fetched]:
+    """Put every file that recipes and ``extends`` downloaded in the local build where the
+    server's buildout finds it offline: the server fetches what it can reach; the rest is
+    shipped from here (buildout's caches, else downloaded here first). Every file must have
+    the content the local build got. Nothing is uploaded unless every file can be had.
+    Returns what was shipped."""
+    record = downloads.load(downloads.record_path(c.facts.parts_directory))
+    wanted = record.files()
+    if not wanted:
+        return []
+    lay = c.settings.layout
+    targets = {f: download_target(lay, f) for f in wanted}
+    todo = [[f.url, str(targets[f]), f.sha256] for f in wanted]
+    script = join([str(lay.python), "-c", FETCH, str(c.settings.connect_timeout),
+                   json.dumps(todo)])
+    res = c.remote.execute(RemoteCommand(script, account=Account.BUILDOUT), hide=True,
+                           echo=False)
+    said: dict[str, tuple[str, str]] = {}
+    for line in res.stdout.splitlines():
+        status, _, rest = line.partition("\t")
+        target, _, why = rest.partition("\t")
+        said[target] = (status, why)
+    fetched = [f for f in wanted if said.get(str(targets[f]), ("",))[0] == "fetched"]
+    for f in fetched:
+        c.out.line(c.name, f"the server fetched {f.url}", level=1)
+    missing = [f for f in wanted if said.get(str(targets[f]), ("",))[0] not in ("have",
+                                                                             "fetched")]
+    local: dict[downloads.Fetched, Path] = {}
+    problems = []
+    caches = [c.facts.download_cache] if c.facts.download_cache else []
+    for f in missing:  # every file first: nothing is uploaded unless all can be had
+        server = said.get(str(targets[f]), ("", "it did not answer"))[1] or "failed"
+        try:
+            local[f] = c.shared.once(("download", f.url, f.sha256), lambda f=f: (
+                downloads.local_copy(f, c.facts.work_dir("downloads"), caches)))
+        except DownloadError as err:
+            problems.append(f"cannot get {f.url}: on the server: {server}; here: "
+                            f"{err.message}")
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise DownloadError(problems[0] + more, host=c.name)
+    if local:
+        dirs = sorted({str(targets[f].parent) for f in local})
+        c.remote.execute(RemoteCommand(join(["mkdir", "-p", *dirs]), account=Account.BUILDOUT),
+                         echo=False)
+    for f, path in local.items():
+        c.out.line(c.name, f"upload {f.basename} ({f.url}: the server cannot fetch it)",
+                   level=1)
+        c.remote.put(path, targets[f], account=Account.BUILDOUT)
+    if fetched or local:
+        said_parts = []
+        if fetched:
+            said_parts.append(f"{len(fetched)} fetched by the server")
+        if local:
+            size = sum(path.stat().st_size for path in local.values())
+            names = ", ".join(_url_name(f.url) for f in local)
+            said_parts.append(f"{len(local)} shipped from here ({names}; {_size(size)})")
+        c.report("downloads: " + ", ".join(said_parts))
+    return list(local)
+
+
+def _url_name(url: str) -> str:
+    """The last path segment of a URL, or the URL itself."""
+    from urllib.parse import urlsplit
+
+    return urlsplit(url).path.rstrip("/").rpartition("/")[2] or url
+
+
 # -- the buildout files -------------------------------------------------------------------------
 def pinned_cfg(pins: Mapping[str, str], section: str) -> str:
     return versions.render(dict(sorted(pins.items())), section).replace(
@@ -180,6 +313,7 @@ def hostout_cfg(c: Context, lay: Layout) -> str:
         "develop =",
         f"download-cache = {lay.downloads}",
         f"eggs-directory = {lay.eggs}",
+        f"extends-cache = {extends_cache(lay)}",
         "install-from-cache = true",
         "newest = false",
     ]
@@ -251,6 +385,7 @@ def buildout_files(c: Context) -> dict[PurePosixPath, Path]:
 
 
 def uploadbuildout(c: Context) -> list[PurePosixPath]:
+    ship_downloads(c)  # first: when a download cannot be had, no cfg file has changed
     files = buildout_files(c)
     state(c).build_digest = build_digest(c, files)
     changed = sync(c, files)

@@ -17,6 +17,11 @@ From Python (a test suite, say)::
     finally:
         host.remove()
 
+``ensure_base_image()`` makes :data:`BASE_IMAGE`, a bare Debian base image (no sshd) for
+``hostout docker`` where no registry can be reached (``docker-image = localhost/...``), and
+``podman_service()`` runs Podman's Docker-compatible service for a block (its address is
+what ``DOCKER_HOST`` takes).
+
 Nothing here imports Fabric or paramiko: the hosts are reached the way users reach theirs.
 """
 
@@ -31,10 +36,20 @@ from .hosts import (
     start_named_host,
     unused_port,
 )
-from .image import IMAGE, build_image, debian_mirrors, ensure_image, mirror_host
+from .image import (
+    BASE_IMAGE,
+    IMAGE,
+    build_image,
+    debian_mirrors,
+    ensure_base_image,
+    ensure_image,
+    mirror_host,
+)
 from .podman import PodmanError, TestHostError, podman
+from .service import podman_service
 
 __all__ = [
+    "BASE_IMAGE",
     "IMAGE",
     "PodmanError",
     "TestHost",
@@ -43,9 +58,11 @@ __all__ = [
     "capability_problem",
     "cleanup_stale",
     "debian_mirrors",
+    "ensure_base_image",
     "ensure_image",
     "mirror_host",
     "podman",
+    "podman_service",
     "start_host",
     "start_hosts",
     "start_named_host",

@@ -3,7 +3,7 @@
     hostout-testhost start [NAME] [--like PART] [--publish [LOCAL:]PORT]...
     hostout-testhost list [--json]
     hostout-testhost remove [NAME...] [--all]
-    hostout-testhost image [--rebuild] [--mirror URL]
+    hostout-testhost image [--base] [--rebuild] [--mirror URL]
 
 ``start`` runs a podman container of a bare Debian server (sshd, sudo, no Python) on a free
 port of 127.0.0.1 and writes ``NAME.cfg`` (default ``testhost.cfg``) next to the buildout: it
@@ -38,7 +38,15 @@ from typing import Any, NoReturn
 
 from ..errors import HostoutError, UsageError
 from .hosts import TestHost, start_named_host
-from .image import IMAGE, Mirrors, build_image, build_problem, debian_mirrors, image_exists
+from .image import (
+    BASE_IMAGE,
+    IMAGE,
+    Mirrors,
+    build_image,
+    build_problem,
+    debian_mirrors,
+    image_exists,
+)
 from .podman import NO_PODMAN, TestHostError, podman
 
 DEFAULT_NAME = "testhost"
@@ -104,6 +112,9 @@ def _parser() -> argparse.ArgumentParser:
                          "Needs root, debootstrap and this machine's Debian mirror (its apt "
                          "sources), or --mirror.")
     img.add_argument("--rebuild", action="store_true", help="build it even if it exists")
+    img.add_argument("--base", action="store_true", help=f"build {BASE_IMAGE} instead: the "
+                     "same Debian without sshd, sudo or users, a base image (docker-image) "
+                     "for bin/hostout PART docker where no registry can be reached")
     img.add_argument("--mirror", metavar="URL", help="a Debian mirror (default: this "
                      "machine's, from its apt sources)")
     img.add_argument("--security-mirror", metavar="URL",
@@ -426,8 +437,9 @@ def _clean(directory: Path, name: str, cfg: Path) -> bool:
 def image(args: argparse.Namespace) -> int:
     if shutil.which("podman") is None:
         raise TestHostError(NO_PODMAN)
-    if image_exists(IMAGE) and not args.rebuild:
-        print(f"{IMAGE} exists (--rebuild builds it again)")
+    target = BASE_IMAGE if args.base else IMAGE
+    if image_exists(target) and not args.rebuild:
+        print(f"{target} exists (--rebuild builds it again)")
         return 0
     mirrors = None
     if args.mirror:
@@ -440,7 +452,7 @@ def image(args: argparse.Namespace) -> int:
         mirrors = Mirrors(args.mirror.rstrip("/"), security)
     elif args.security_mirror:
         mirrors = Mirrors(debian_mirrors().main, args.security_mirror.rstrip("/"))
-    build_image(IMAGE, mirrors=mirrors)
+    build_image(target, mirrors=mirrors, server=not args.base)
     return 0
 
 

@@ -9,6 +9,10 @@ uses the same. The machine's CA bundle is copied in, so that pip inside a host t
 this machine trusts. Building needs root (debootstrap, chroot) and about half a minute; the
 finished root file system is cached in ``/var/cache/hostout-testhost``, so building again
 after ``podman rmi`` is a plain import.
+
+Beside it, :data:`BASE_IMAGE` is the same minbase without sshd, sudo or users: a base image
+for ``hostout docker`` (``docker-image``) where no registry can be reached, in the place of
+``debian:bookworm-slim``.
 """
 
 from __future__ import annotations
@@ -28,8 +32,10 @@ from pathlib import Path
 from .podman import TestHostError, podman
 
 IMAGE = "localhost/hostout-bare:bookworm"
+BASE_IMAGE = "localhost/hostout-base:bookworm"
 SUITE = "bookworm"
 PACKAGES = ("openssh-server", "sudo", "ca-certificates")
+BASE_PACKAGES = ("ca-certificates",)
 LOGIN_USER = "deploy"
 LOGIN_PASSWORD = "deploypw"
 CACHE = Path("/var/cache/hostout-testhost")
@@ -153,21 +159,34 @@ def ensure_image(image: str = IMAGE, *, log: Callable[[str], None] = print) -> N
         build_image(image, log=log)
 
 
+def ensure_base_image(image: str = BASE_IMAGE, *,
+                      log: Callable[[str], None] = print) -> None:
+    """Build the base image for ``hostout docker`` (no sshd, sudo or users) unless it
+    exists."""
+    if not image_exists(image):
+        build_image(image, log=log, server=False)
+
+
 def build_image(image: str = IMAGE, suite: str = SUITE, *, mirrors: Mirrors | None = None,
-                cache: Path = CACHE, log: Callable[[str], None] = print) -> None:
-    """Build ``image`` (replacing one of that name); concurrent builds wait for each other."""
+                cache: Path = CACHE, log: Callable[[str], None] = print,
+                server: bool = True) -> None:
+    """Build ``image`` (replacing one of that name); concurrent builds wait for each other.
+    ``server``: the throwaway hosts' server (sshd, sudo, the login user); else a bare base
+    image whose command is a shell."""
     problem = build_problem()
     if problem:
         raise TestHostError(f"cannot build image {image}: {problem}")
     mirrors = mirrors or debian_mirrors(suite)
     cache.mkdir(parents=True, exist_ok=True)
+    kind = "hostout-bare" if server else "hostout-base"
     with _locked(cache / ".lock"):
-        rootfs = cache / f"hostout-bare-{suite}-{_recipe_key(suite, mirrors)}.tar"
+        rootfs = cache / f"{kind}-{suite}-{_recipe_key(suite, mirrors, server)}.tar"
         if not rootfs.is_file():
             log(f"building {image}: debootstrap {suite} from {mirrors.main}")
-            _build_rootfs(rootfs, suite, mirrors, cache)
-        podman("import", "--quiet", "--change", SSHD_CMD, "--change", "EXPOSE 22",
-               str(rootfs), image)
+            _build_rootfs(rootfs, suite, mirrors, cache, server=server)
+        changes = (["--change", SSHD_CMD, "--change", "EXPOSE 22"] if server
+                   else ["--change", 'CMD ["/bin/bash"]'])
+        podman("import", "--quiet", *changes, str(rootfs), image)
     log(f"built {image}")
 
 
@@ -178,10 +197,10 @@ def _locked(path: Path) -> Iterator[None]:
         yield
 
 
-def _recipe_key(suite: str, mirrors: Mirrors) -> str:
+def _recipe_key(suite: str, mirrors: Mirrors, server: bool = True) -> str:
     """What the root file system depends on: this recipe, the mirrors and the CA bundle."""
     digest = hashlib.sha256(Path(__file__).read_bytes())
-    digest.update(f"{suite} {mirrors}".encode())
+    digest.update(f"{suite} {mirrors}{'' if server else ' base'}".encode())
     if CONTROLLER_CA.is_file():
         digest.update(CONTROLLER_CA.read_bytes())
     return digest.hexdigest()[:12]
@@ -199,13 +218,15 @@ path-exclude /usr/share/locale/*
 SSHD_CONFIG = "PermitRootLogin no\nPasswordAuthentication yes\n"
 
 
-def _build_rootfs(target: Path, suite: str, mirrors: Mirrors, cache: Path) -> None:
+def _build_rootfs(target: Path, suite: str, mirrors: Mirrors, cache: Path, *,
+                  server: bool = True) -> None:
     debs = cache / "debs"
     debs.mkdir(exist_ok=True)
+    packages = PACKAGES if server else BASE_PACKAGES
     with tempfile.TemporaryDirectory(prefix="root.", dir=cache) as tmp:
         root = Path(tmp)
         # --foreign: unpack only, so dpkg's settings below apply to the packages' install
-        _run("debootstrap", "--foreign", "--variant=minbase", f"--include={','.join(PACKAGES)}",
+        _run("debootstrap", "--foreign", "--variant=minbase", f"--include={','.join(packages)}",
              f"--cache-dir={debs}", suite, str(root), mirrors.main)
         dpkg = root / "etc/dpkg/dpkg.cfg.d"
         (dpkg / "hostout-nodoc").write_text(NODOC)
@@ -230,16 +251,17 @@ def _build_rootfs(target: Path, suite: str, mirrors: Mirrors, cache: Path) -> No
             shutil.copyfile(CONTROLLER_CA, kept)  # where update-ca-certificates keeps it
             shutil.copyfile(CONTROLLER_CA, root / "etc/ssl/certs/ca-certificates.crt")
 
-        _run("chroot", str(root), "useradd", "--create-home", "--shell", "/bin/bash",
-             "--groups", "sudo", LOGIN_USER)
-        _run("chroot", str(root), "chpasswd", input=f"{LOGIN_USER}:{LOGIN_PASSWORD}\n")
-        _run("chroot", str(root), "passwd", "--lock", "root")
-        (root / "etc/ssh/sshd_config.d/hostout-testhost.conf").write_text(SSHD_CONFIG)
-        for key in (root / "etc/ssh").glob("ssh_host_*"):
-            key.unlink()  # made per container, when it starts
-        (root / "run/sshd").mkdir(parents=True, exist_ok=True)
+        if server:
+            _run("chroot", str(root), "useradd", "--create-home", "--shell", "/bin/bash",
+                 "--groups", "sudo", LOGIN_USER)
+            _run("chroot", str(root), "chpasswd", input=f"{LOGIN_USER}:{LOGIN_PASSWORD}\n")
+            _run("chroot", str(root), "passwd", "--lock", "root")
+            (root / "etc/ssh/sshd_config.d/hostout-testhost.conf").write_text(SSHD_CONFIG)
+            for key in (root / "etc/ssh").glob("ssh_host_*"):
+                key.unlink()  # made per container, when it starts
+            (root / "run/sshd").mkdir(parents=True, exist_ok=True)
 
-        for old in cache.glob(f"hostout-bare-{suite}-*.tar"):
+        for old in cache.glob(f"{target.name.rsplit('-', 1)[0]}-*.tar"):
             old.unlink()
         partial = target.with_suffix(".tmp")
         _run("tar", "-C", str(root), "-cf", str(partial), ".")

@@ -17,6 +17,7 @@ import threading
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path, PurePosixPath
 
 import fabric
@@ -25,13 +26,20 @@ from invoke.exceptions import Failure, ResponseNotAccepted, ThreadException
 from invoke.watchers import FailingResponder
 
 from ...config.settings import HostSettings
-from ...errors import AuthError, CommandFailed, ConnectError, HostKeyError, NotBootstrapped
-from ...output import LOG_ONLY, NORMAL, Output
+from ...errors import (
+    AuthError,
+    CommandFailed,
+    ConnectError,
+    HostKeyError,
+    HostoutError,
+    NotBootstrapped,
+)
+from ...output import LOG_ONLY, NORMAL, VERBOSE, Output
 from ...output.console import TAIL_LINES
 from ...shell import Account, RemoteCommand, join
 from ..base import Result, failure_message
 from ..passwords import Passwords
-from . import hostkeys
+from . import hostkeys, tunnel
 
 #: The prompt hostout asks sudo to print, so the password is only ever sent to this prompt.
 SUDO_PROMPT = "[hostout] sudo password:"
@@ -68,6 +76,8 @@ def _reachability_error(err: BaseException) -> bool:
 
 class SshRemote:
     """One host's SSH side for one invocation."""
+
+    key_login = True  # the buildout user logs in with its own key
 
     def __init__(self, settings: HostSettings, out: Output, passwords: Passwords,
                  known_hosts: hostkeys.KnownHosts | None = None) -> None:
@@ -229,8 +239,26 @@ class SshRemote:
     # -- running -------------------------------------------------------------------------
     def execute(self, cmd: RemoteCommand, *, warn: bool = False, hide: bool = False,
                 echo: bool = True) -> Result:
-        """Run ``cmd``; a non-zero exit raises CommandFailed unless ``warn``."""
+        """Run ``cmd``; a non-zero exit raises CommandFailed unless ``warn``. A ``network``
+        command on a host with ``tunnel = true`` runs with the tunnel's proxy, open for it."""
         conn = self.connection(cmd.account)
+        if not (cmd.network and self.settings.tunnel):
+            return self._execute(conn, cmd, warn=warn, hide=hide, echo=echo)
+        with tunnel.opened(conn.client.get_transport(), self._tunnel_log) as t:
+            self.out.add_secret(t.token)
+            env = tunnel.proxy_env(t.port or 0, t.token)
+            proxied = replace(cmd, env=cmd.env + env, secrets=(*cmd.secrets, t.token))
+            try:
+                return self._execute(conn, proxied, warn=warn, hide=hide, echo=echo)
+            finally:
+                self.out.line(self.name, f"tunnel closed after {t.summary()}")
+
+    def _tunnel_log(self, text: str) -> None:
+        refused = text.startswith("refused")
+        self.out.line(self.name, f"tunnel: {text}", level=NORMAL if refused else VERBOSE)
+
+    def _execute(self, conn: fabric.Connection, cmd: RemoteCommand, *, warn: bool,
+                 hide: bool, echo: bool) -> Result:
         self.out.line(self.name, cmd.display(), level=NORMAL if echo else LOG_ONLY)
         tail: deque[str] = deque(maxlen=TAIL_LINES)
         show = not hide
@@ -248,6 +276,9 @@ class SshRemote:
             if _refused(failure):
                 raise AuthError(f"sudo refused the password of {conn.user}", host=self.name,
                                 cause=failure) from None
+            ours = _hostout_error(failure)  # e.g. no password to give sudo: one clear line
+            if ours is not None:
+                raise ours from None
             raise
         finally:
             out.finish()
@@ -302,6 +333,14 @@ def _reason(err: BaseException) -> str:
     if isinstance(err, (socket.timeout, TimeoutError)):
         return "timed out"
     return getattr(err, "strerror", None) or str(err) or type(err).__name__
+
+
+def _hostout_error(failure: BaseException) -> HostoutError | None:
+    """A hostout error raised in one of invoke's threads (the sudo password watcher's)."""
+    for found in getattr(failure, "exceptions", ()):
+        if isinstance(found.value, HostoutError):
+            return found.value
+    return None
 
 
 def _refused(failure: BaseException) -> bool:

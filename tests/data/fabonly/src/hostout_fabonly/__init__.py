@@ -1,0 +1,1 @@
+"""A plugin with a fabfile and no recipe: extends = hostout.fabonly must work."""
