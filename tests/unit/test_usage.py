@@ -45,8 +45,9 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_environment_and_metadata_pinned_eggs_are_recorded(built: Path):
     used = versions.read(built / "hostoutversions.cfg")
     # from the venv beside zc.buildout, at the versions installed there
-    for name in ("zc.recipe.egg", "rich", "Pygments", "zc.buildout", "setuptools"):
+    for name in ("rich", "Pygments", "zc.buildout", "setuptools"):
         assert used[name] == importlib.metadata.version(name), name
+    assert "zc.recipe.egg" in used  # the recipe, wherever buildout found it
     # httpx requires httpcore==1.*: installed, never "picked"
     assert used["httpcore"].startswith("1.")
     assert {"httpx", "h11", "anyio", "idna"} <= set(used)

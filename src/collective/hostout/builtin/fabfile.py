@@ -36,8 +36,6 @@ def sudo(c: Context, *cmd: str) -> Result:
 @command(quiet=True)
 def deploy(c: Context) -> None:
     """predeploy, uploadeggs, uploadbuildout, buildout and then postdeploy"""
-    # first: a cfg that does not build here stops the deploy before anything is uploaded
-    _shipping.resolution(c)
     c.commands.predeploy()
     c.commands.uploadeggs()
     c.commands.uploadbuildout()
@@ -52,6 +50,8 @@ def deploy(c: Context) -> None:
 @command(quiet=True)
 def predeploy(c: Context) -> None:
     """Install buildout and its dependencies if needed. Hookpoint for plugins"""
+    # first: a cfg that does not build here stops the deploy before anything is uploaded
+    _shipping.resolution(c)
     drift = _bootstrap.drift(c)
     if not drift.bootstrapped:
         c.report(f"no {c.settings.layout.buildout_script} yet: bootstrapping")
