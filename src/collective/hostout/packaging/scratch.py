@@ -159,6 +159,15 @@ def _server_markers(markers: dict[str, str]) -> None:
             module.default_environment = server
 
 
+def _download_failed(err: BaseException) -> bool:
+    """Whether a part failed on a download (zc.buildout.download's errors)."""
+    import zc.buildout.download as download
+
+    text = str(err)
+    return isinstance(err, download.ChecksumError) or text.startswith(
+        ("Error downloading", "Couldn't download"))
+
+
 def _hostout_part(raw: dict[str, dict[str, str]], part: str) -> bool:
     section = raw.get(part, {})
     recipe = section.get("recipe", "")
@@ -222,9 +231,12 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
             try:
                 return original_call(self, f)
             except Exception as err:
-                if guard.refused is None:
+                if guard.refused is None and not _download_failed(err):
                     raise
-                report["not_run"][self.name] = guard.refused
+                # a download that fails here is the deploy's to report (it ships what
+                # it can, and names the URL that neither the server nor this machine gets)
+                report["not_run"][self.name] = guard.refused or (
+                    "download failed here: " + " ".join(str(err).split()))
                 self.buildout._logger.warning("%s: %s", self.name, err)
                 return ()
 
