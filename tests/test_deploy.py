@@ -184,11 +184,35 @@ def test_buildout_passes_extra_arguments(deployed: Deployed):
     assert re.search(r"^\[host1\] out: install-from-cache= true$", proc.stdout, re.M)
 
 
-def test_failing_buildout_exits_nonzero_with_remote_error(deployed: Deployed):
+def test_cfg_that_does_not_build_here_fails_before_anything_is_uploaded(deployed: Deployed):
     prod = deployed.directory / "prod.cfg"
     good = prod.read_text()
     prod.write_text(good.replace("parts += supervisor", "parts += supervisor broken")
                     + "\n[broken]\nrecipe = no.such.recipe.anywhere\n")
+    try:
+        proc = deployed.deploy("deploy")
+        assert proc.returncode == 1
+        assert proc.stderr.strip().splitlines()[-1].startswith(
+            "Error: host1: prod.cfg does not build on this machine: Couldn't find a "
+            "distribution for 'no.such.recipe.anywhere'.")
+        assert "upload" not in proc.stdout
+        remote = deployed.host.exec("cat /var/buildout/demo/prod.cfg").stdout
+        assert "broken" not in remote  # nothing was uploaded
+    finally:
+        prod.write_text(good)
+    assert fetch(deployed.url).startswith(ANSWER)
+
+
+def test_failing_buildout_exits_nonzero_with_remote_error(deployed: Deployed):
+    # builds here (the template's input is in this buildout), not on the server (the input
+    # is not among the files hostout uploads): the remote build fails
+    prod = deployed.directory / "prod.cfg"
+    good = prod.read_text()
+    (deployed.directory / "local-only.txt").write_text("only here\n")
+    prod.write_text(good.replace("parts += supervisor", "parts += supervisor broken")
+                    + "\n[broken]\nrecipe = collective.recipe.template\n"
+                    "input = ${buildout:directory}/local-only.txt\n"
+                    "output = ${buildout:directory}/var/broken.txt\n")
     try:
         proc = deployed.deploy("deploy")
         assert proc.returncode == 1
@@ -197,12 +221,13 @@ def test_failing_buildout_exits_nonzero_with_remote_error(deployed: Deployed):
         assert "bin/buildout -c hostout.cfg" in err[-1]
         # the failed command's last lines come with the error, and where the rest is kept
         tail = [line for line in err if line.startswith("[host1] | ")]
-        assert any("no.such.recipe.anywhere" in line for line in tail), err
+        assert any("local-only.txt" in line for line in tail), err
         assert re.fullmatch(r"\[host1\] \| \(the full log: parts/hostout/logs/\S+-host1-"
                             r"deploy\.log\)", tail[-1])
         assert "supervisord" not in proc.stderr  # it was started again, and that worked
     finally:
         prod.write_text(good)
+        (deployed.directory / "local-only.txt").unlink()
     assert fetch(deployed.url).startswith(ANSWER)  # hostout.supervisor brought it back
 
 

@@ -141,7 +141,9 @@ def test_server_fetches_what_it_reaches_and_gets_the_rest_from_here(site: Site):
     for path in ("/base.cfg", "/more.cfg", "/data.txt"):
         assert site.near.asked(path, client=container) == 1, site.near.requests
     # what the server could not reach, this machine downloaded again (no cache kept it)
-    assert site.far.asked("/hello-1.0.tar.gz") == 2  # the local build, then the deploy
+    # the local build, deploy's scratch build of the chosen cfg (which sees prod-only
+    # downloads too), then the deploy shipping it
+    assert site.far.asked("/hello-1.0.tar.gz") == 3
     assert site.far.asked("/far.cfg") >= 2
     assert {who for who, _ in site.far.requests} == {"127.0.0.1"}
 

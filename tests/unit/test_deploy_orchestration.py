@@ -19,6 +19,7 @@ from collective.hostout.config.settings import build_settings
 from collective.hostout.errors import CommandFailed
 from collective.hostout.output import QUIET, Output
 from collective.hostout.packaging.dists import Target
+from collective.hostout.packaging.resolve import Resolution
 from collective.hostout.steps.bootstrap import BOOTSTRAP_MARKER, bootstrap_pins, pins_digest
 from collective.hostout.steps.build import MARKER
 
@@ -35,6 +36,17 @@ class FakePackager:
 
     def releases(self) -> list[object]:
         return []
+
+    resolved: Resolution | None = None  # what the resolution says, if not the default
+
+    def resolution(self, cfg: Path, *, pins: Mapping[str, str], pinned_by_cfg: Mapping[str, str],
+                   parts: tuple[str, ...] = (), skip_parts: tuple[str, ...] = (),
+                   markers: Mapping[str, str] | None = None) -> Resolution:
+        """The chosen cfg as if buildout resolved it: its own pins, its parts."""
+        self.asked_resolution = (cfg.name, dict(pins), tuple(parts), tuple(skip_parts))
+        return self.resolved or Resolution(
+            cfg=cfg.name, pins=dict(pins), parts=tuple(parts) or ("app",), buildout_options={},
+            unpinned=(), not_run={}, skipped=(), digest="0" * 64)
 
     def distributions(self, pins: Mapping[str, str], target: Target) -> dict[str, Path]:
         self.asked.append((dict(pins), target))
@@ -256,3 +268,24 @@ def test_an_unchanged_bootstrap_runs_one_probe(tmp_path: Path):
     c = make(tmp_path, remote)
     c.call("predeploy")
     assert len(remote.calls) == 1
+
+
+def test_the_resolution_decides_what_ships_the_parts_and_the_extensions(tmp_path: Path):
+    from collective.hostout.steps import shipping
+
+    remote = RecordingRemote("host1")
+    remote.respond(PROBE, stdout="linux-x86_64 3.11\n")
+    c = make(tmp_path, remote, **{"sudo-parts": "root1"})
+    c.packager.resolved = Resolution(  # type: ignore[attr-defined]
+        cfg="prod.cfg", pins={"WebOb": "1.8.11", "supervisor": "4.3.0"},
+        parts=("conf", "app", "supervisor"), unpinned=("supervisor",),
+        buildout_options={"parts": "conf app supervisor", "eggs-directory": str(tmp_path)},
+        not_run={}, skipped=("root1",), digest="1" * 64, extensions=("mr.developer", "x.ext"))
+    assert shipping.shipped_pins(c) == {"WebOb": "1.8.11", "supervisor": "4.3.0"}
+    asked = c.packager.asked_resolution  # type: ignore[attr-defined]
+    assert asked[0] == "prod.cfg" and asked[1] == {"webob": "1.8.11"} and asked[3] == ("root1",)
+    cfg = shipping.hostout_cfg(c, c.settings.layout).splitlines()
+    assert "parts = conf app supervisor" in cfg  # the resolved list, not ${x:parts}
+    assert "extensions = x.ext" in cfg  # mr.developer's checkouts travel as releases
+    assert not any(line.startswith("eggs-directory = " + str(tmp_path)) for line in cfg)
+    assert shipping.remote_pins(c)["supervisor"] == "4.3.0"

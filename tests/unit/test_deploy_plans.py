@@ -138,15 +138,21 @@ def test_key_made_0600_and_public_half_reused(tmp_path: Path):
     assert key.stat().st_mode & 0o777 == 0o600  # and made private again
 
 
-def test_used_versions_keeps_installed_pins_and_picks_only():
+def test_used_versions_one_per_name_pins_decide_and_bootstrap_from_environment():
     used = versions.used_versions(
-        pins={"WebOb": "1.8.11", "Plone": "6.0", "setuptools": "81.0.0", "mydev": "1"},
-        picked={"Paste": "3.10.1"},
-        eggs={("webob", "1.8.11"), ("paste", "3.10.1"), ("mydev", "1")},
-        environment={"setuptools": "81.0.0", "zc.buildout": "6.0.1"},
-        develop=["mydev"])
-    assert used == {"Paste": "3.10.1", "setuptools": "81.0.0", "WebOb": "1.8.11",
-                    "zc.buildout": "6.0.1"}
+        [("WebOb", "1.8.11"), ("Paste", "3.10.1"), ("rich", "13.0.0"), ("rich", "15.0.0"),
+         ("attrs", "23.1"), ("attrs", "24.2"), ("setuptools", "80.0.0"), ("zc-buildout", "6.0.1")],
+        pins={"rich": "13.0.0", "Plone": "6.0"},
+        environment={"setuptools": "81.0.0", "zc.buildout": "6.0.1"})
+    # a pin decides between two versions used; otherwise the newest; unused pins stay out;
+    # zc.buildout & co. at the versions that run buildout here
+    assert used == {"attrs": "24.2", "Paste": "3.10.1", "rich": "13.0.0",
+                    "setuptools": "81.0.0", "WebOb": "1.8.11", "zc.buildout": "6.0.1"}
+
+
+def test_unpinned_names_what_no_cfg_pins():
+    assert versions.unpinned({"supervisor": "4.3.0", "WebOb": "1.8.11", "Zope": "5"},
+                             {"webob": "1.8.11", "zope": "5"}) == ["supervisor"]
 
 
 def test_versions_file_roundtrip_and_no_rewrite(tmp_path: Path):

@@ -27,6 +27,7 @@ from collective.hostout.images import build, compose, layers, startup
 from collective.hostout.images.startup import in_image
 from collective.hostout.output import QUIET, Output
 from collective.hostout.packaging.dists import Target
+from collective.hostout.packaging.resolve import Resolution
 from collective.hostout.remote.container import Image
 from collective.hostout.shared import Shared
 
@@ -87,6 +88,15 @@ class FakePackager:
 
     def releases(self) -> list[FakeRelease]:
         return self._releases
+
+    def resolution(self, cfg: Path, *, pins: Mapping[str, str],
+                   pinned_by_cfg: Mapping[str, str], parts: Sequence[str] = (),
+                   skip_parts: Sequence[str] = (),
+                   markers: Mapping[str, str] | None = None) -> Resolution:
+        """The chosen cfg as if buildout resolved it here: its own pins and parts."""
+        return Resolution(cfg=cfg.name, pins=dict(pins), parts=tuple(parts) or ("app",),
+                          buildout_options={}, unpinned=(), not_run={}, skipped=(),
+                          digest="0" * 64)
 
     def distributions(self, pins: Mapping[str, str], target: Target) -> dict[str, Path]:
         found = {}

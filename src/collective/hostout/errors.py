@@ -142,3 +142,7 @@ class Interrupted(HostoutError):
 
 class HealthCheckFailed(HostoutError):
     """The health check did not pass within healthcheck-timeout after post-commands."""
+
+
+class ResolutionError(HostoutError):
+    """The cfg built on the server does not build on this machine (so it would not there)."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import os
 import sys
 from collections.abc import Iterator, MutableMapping
 from dataclasses import replace
@@ -25,10 +26,13 @@ from .config.optionsfile import RELATIVE_LOCATION, OptionsFile, digests
 from .config.settings import MERGED_OPTIONS, build_settings, lines, words
 from .errors import HostoutError
 from .packaging import downloads, versions
+from .packaging.scratch import SCRATCH_ENV
+from .packaging.usage import UsageRecorder
 
 log = logging.getLogger("collective.hostout")
 
 _REGISTRY_ATTR = "_collective_hostout_parts"
+_RECORDER_ATTR = "_collective_hostout_usage"
 SCRIPT_EGG = "collective.hostout"
 
 
@@ -38,6 +42,25 @@ def _registry(buildout: Any) -> dict[str, Recipe]:
         registry = {}
         setattr(buildout, _REGISTRY_ATTR, registry)
     return registry
+
+
+def _recorder(buildout: Any) -> UsageRecorder:
+    """What this buildout run uses, watched from the first hostout part's initialisation on
+    (before any part installs; recipes loaded earlier are added at the end)."""
+    recorder = getattr(buildout, _RECORDER_ATTR, None)
+    if recorder is None:
+        recorder = UsageRecorder().start()
+        setattr(buildout, _RECORDER_ATTR, recorder)
+        # Buildout calls this last, and only when every part installed: a run that failed
+        # half-way used only half the distributions, so it must not rewrite the file.
+        done = buildout._print_namespace_packages
+
+        def completed() -> None:
+            recorder.completed = True
+            done()
+
+        buildout._print_namespace_packages = completed
+    return recorder
 
 
 def _config_sources(buildout: Any) -> set[str]:
@@ -82,7 +105,9 @@ class Recipe:
         self.plugins: list[str] = []
         self.requires: list[str] = []  # what the plugins shipped with hostout need
         self.subrecipes: list[Any] = []
-        self._extend(options, seen=[name])
+        self.recorder = _recorder(buildout)
+        with self.recorder.paused():  # plugin eggs are hostout's, not the build's
+            self._extend(options, seen=[name])
 
         fabfiles = [str((self.directory / f).resolve()) for f in lines(options.get("fabfiles"))]
         for fabfile in fabfiles:
@@ -188,7 +213,8 @@ class Recipe:
         eggs = {p for recipe in parts.values() for p in recipe.plugins
                 if p not in BUILTIN_PLUGINS}  # those are modules of collective.hostout
         eggs |= {r for recipe in parts.values() for r in recipe.requires}
-        installed += self._script(sorted(eggs))
+        with self.recorder.paused():  # bin/hostout's eggs are not the build's
+            installed += self._script(sorted(eggs))
         OptionsFile(
             location=self.location,
             facts=self._buildout_facts(),
@@ -202,26 +228,26 @@ class Recipe:
         return installed
 
     def _record_versions(self) -> None:
-        """At the end of bin/buildout: write every hostout part's versionsfile."""
-        import zc.buildout.easy_install
-
+        """At the end of bin/buildout: write every hostout part's versionsfile with every
+        distribution the build used (hostout's own parts and plugins left out)."""
         b = self.buildout["buildout"]
         section = b.get("versions", "versions")
         pins = dict(self.buildout._raw.get(section, {}))
-        picked = dict(zc.buildout.easy_install.get_picked_versions()[0])
-        eggs_dir = Path(b["eggs-directory"])
-        eggs = versions.installed_eggs(eggs_dir) | versions.installed_eggs(eggs_dir / "v5")
-        develop = [p.name.removesuffix(".egg-link")
-                   for p in Path(b["develop-eggs-directory"]).glob("*.egg-link")]
-        names = set(pins) | set(picked) | set(versions.BOOTSTRAP_DISTS)
-        used = versions.used_versions(pins=pins, picked=picked, eggs=eggs, develop=develop,
-                                      environment=versions.environment_versions(names))
+        registry = _registry(self.buildout)
+        plugins = {p for recipe in registry.values() for p in recipe.plugins}
+        self.recorder.stop()
+        if not self.recorder.completed or os.environ.get(SCRATCH_ENV):
+            return  # a failed build, or deploy's scratch build of the chosen cfg
+        used = self.recorder.finish(self.buildout, skip=[SCRIPT_EGG, *sorted(plugins)])
+        used_versions = versions.used_versions(
+            [(u.name, u.version) for u in used if not u.develop], pins=pins,
+            environment=versions.environment_versions(versions.BOOTSTRAP_DISTS))
         written: set[Path] = set()
         for recipe in _registry(self.buildout).values():
             path = recipe.versionsfile.resolve()
             if path not in written:
                 written.add(path)
-                versions.write(path, used, section)
+                versions.write(path, used_versions, section)
         # A versions file the buildout extends is one of its sources: keep bin/hostout's
         # staleness check about the user's edits, not about this file we just wrote.
         try:
@@ -249,6 +275,7 @@ class Recipe:
             download_cache=(self.directory / cache) if cache else None,
             versions_section=b.get("versions", "versions"),
             python=sys.executable,
+            eggs_directory=Path(b["eggs-directory"]),
         )
 
     def _script(self, plugins: list[str]) -> list[str]:

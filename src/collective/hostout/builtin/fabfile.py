@@ -45,6 +45,7 @@ def sudo(c: Context, *cmd: str) -> Result:
 def deploy(c: Context) -> None:
     """predeploy, uploadeggs, uploadbuildout, buildout and then postdeploy"""
     _accounts.accounts(c)  # a missing buildout-group: one line, before anything is locked
+    _shipping.resolution(c)  # a cfg that does not build here: one line, before connecting
     with _lock.locked(c, "deploy"):
         c.commands.predeploy()
         c.commands.uploadeggs()
@@ -60,6 +61,8 @@ def deploy(c: Context) -> None:
 @command(quiet=True)
 def predeploy(c: Context) -> None:
     """Install buildout and its dependencies if needed. Hookpoint for plugins"""
+    # first: a cfg that does not build here stops the deploy before anything is uploaded
+    _shipping.resolution(c)
     drift = _bootstrap.drift(c)
     if drift.path_kind == "symlink" and not c.settings.releases:
         raise LayoutError(f"{c.settings.path} is a symlink to a release (the release "

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from ..errors import ConfigError
 
@@ -27,10 +28,46 @@ def config_chain(start: Path) -> list[Path]:
     return list(parsed_chain(start))
 
 
+_PARSER: list[Any] = []  # zc.buildout's configparser module, loaded once
+
+
+def _buildout_parser() -> Any:
+    """zc.buildout's own configparser module, loaded from its file: importing it through the
+    ``zc.buildout`` package would import setuptools, pip and pkg_resources (0.4 s of every
+    bin/hostout run), none of which it needs."""
+    if not _PARSER:
+        import importlib.util
+        import sys
+
+        module: Any = None
+        zc = importlib.util.find_spec("zc")
+        for base in (zc.submodule_search_locations or []) if zc else []:
+            candidate = Path(base) / "buildout" / "configparser.py"
+            if candidate.is_file():
+                spec = importlib.util.spec_from_file_location(
+                    "collective.hostout._buildout_configparser", candidate)
+                if spec is not None and spec.loader is not None:
+                    module = importlib.util.module_from_spec(spec)
+                    sys.modules[spec.name] = module
+                    spec.loader.exec_module(module)
+                    break
+        if module is None:  # an unusual layout: the ordinary import
+            import zc.buildout.configparser as module
+        _PARSER.append(module)
+    return _PARSER[0]
+
+
+def _default_globals() -> dict[str, Any]:
+    """buildout's globals for conditional section headers, imported only when a file has
+    one (zc.buildout.buildout imports setuptools, pip and pkg_resources)."""
+    from zc.buildout.buildout import _default_globals as buildout_globals
+
+    return dict(buildout_globals())
+
+
 def parse(path: Path) -> dict[str, dict[str, str]]:
     """One buildout file's sections, as zc.buildout reads them (no extends, no effects)."""
-    from zc.buildout.buildout import _default_globals
-    from zc.buildout.configparser import parse as buildout_parse
+    buildout_parse = _buildout_parser().parse
 
     try:
         with path.open(encoding="utf-8") as fp:

@@ -19,6 +19,7 @@ class BuildoutFacts:
     download_cache: Path | None  # buildout's download-cache, if set
     versions_section: str  # the [buildout] versions option: usually "versions"
     python: str  # the interpreter that ran bin/buildout
+    eggs_directory: Path | None = None  # where buildout installs eggs (with its v5 suffix)
 
     @classmethod
     def of_directory(cls, directory: Path) -> BuildoutFacts:
@@ -27,7 +28,7 @@ class BuildoutFacts:
         import sys
 
         return cls(directory, directory / "bin", directory / "parts", (), None, "versions",
-                   sys.executable)
+                   sys.executable, directory / "eggs" / "v5")
 
     def work_dir(self, *parts: str) -> Path:
         """hostout's local working directory, shared by the buildout's hosts
@@ -45,6 +46,7 @@ class BuildoutFacts:
             "download-cache": str(self.download_cache) if self.download_cache else "",
             "versions": self.versions_section,
             "python": self.python,
+            "eggs-directory": str(self.eggs_directory) if self.eggs_directory else "",
         }
 
     @classmethod
@@ -59,4 +61,5 @@ class BuildoutFacts:
             download_cache=(directory / cache) if cache else None,
             versions_section=data.get("versions") or "versions",
             python=data.get("python", ""),
+            eggs_directory=Path(data["eggs-directory"]) if data.get("eggs-directory") else None,
         )

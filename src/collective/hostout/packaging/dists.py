@@ -13,11 +13,12 @@ package that has none is an error naming it (build it on a machine like the serv
 
 from __future__ import annotations
 
+import platform as _platform
 import subprocess
 import sys
 import sysconfig
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, MutableMapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from packaging.tags import parse_tag
@@ -42,11 +43,25 @@ class Target:
 
     python_version: str
     platform: str
+    # 3.11.2: decides environment markers (python_full_version), not which wheels fit
+    python_full: str = field(default="", compare=False)
 
     @classmethod
     def local(cls) -> Target:
         return cls(f"{sys.version_info.major}.{sys.version_info.minor}",
-                   sysconfig.get_platform())
+                   sysconfig.get_platform(), python_full=_platform.python_version())
+
+    def markers(self) -> dict[str, str]:
+        """The environment markers that differ on this target from this machine's Python
+        (``python_full_version`` 3.11.2 against 3.11.7 decides e.g. redis's need of
+        async-timeout); empty when they are the same."""
+        here = Target.local()
+        found = {}
+        if self.python_full and self.python_full != here.python_full:
+            found["python_full_version"] = self.python_full
+        if self.python_version != here.python_version:
+            found["python_version"] = self.python_version
+        return found
 
     @property
     def pip_platforms(self) -> list[str]:
@@ -135,7 +150,8 @@ def pip_download(pins: Mapping[str, str], dest: Path, target: Target) -> list[st
 
 
 def collect(pins: Mapping[str, str], dest: Path, *, caches: Iterable[Path] = (),
-            target: Target | None = None) -> dict[str, Path]:
+            target: Target | None = None,
+            known: MutableMapping[str, str] | None = None) -> dict[str, Path]:
     """A distribution file for every pin, downloading only what no local cache holds."""
     target = target or Target.local()
     dest.mkdir(parents=True, exist_ok=True)
@@ -152,4 +168,54 @@ def collect(pins: Mapping[str, str], dest: Path, *, caches: Iterable[Path] = (),
                 f" for the server's Python {target.python_version} on {target.platform}")
             raise DistributionError(f"no distribution of {names}{where} could be found or "
                                     f"downloaded: {last}")
+    check_python(found, target, known)
     return found
+
+
+def requires_python(path: Path) -> str | None:
+    """A wheel's Requires-Python (None for sdists, or when it says nothing)."""
+    if not path.name.endswith(".whl"):
+        return None
+    import email.parser
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as whl:
+            name = next((n for n in whl.namelist()
+                         if n.count("/") == 1 and n.endswith(".dist-info/METADATA")), None)
+            if name is None:
+                return None
+            meta = email.parser.HeaderParser().parsestr(whl.read(name).decode("utf-8", "replace"))
+    except (OSError, zipfile.BadZipFile):
+        return None
+    return meta.get("Requires-Python")
+
+
+def check_python(files: Mapping[str, Path], target: Target,
+                 known: MutableMapping[str, str] | None = None) -> None:
+    """Refuse distributions the server's Python cannot install (its 3.11.2 against a wheel
+    that requires >=3.11.5), all named in one line, before anything is uploaded. Where the
+    server runs this machine's very Python version, the local build proved them already.
+    ``known`` remembers each file's Requires-Python by name (names are unique)."""
+    if not target.python_full or target.python_full == Target.local().python_full:
+        return
+    from packaging.specifiers import InvalidSpecifier, SpecifierSet
+
+    python = Version(target.python_full)
+    bad = []
+    known = {} if known is None else known
+    for path in sorted(files.values()):
+        if path.name not in known:
+            known[path.name] = requires_python(path) or ""
+        spec = known[path.name]
+        try:
+            if spec and python not in SpecifierSet(spec):
+                parsed = parse_filename(path.name)
+                what = f"{parsed[0]} {parsed[1]}" if parsed else path.name
+                bad.append(f"{what} (requires Python {spec})")
+        except InvalidSpecifier:
+            continue
+    if bad:
+        raise DistributionError(f"the server's Python {target.python_full} cannot install "
+                                + "; ".join(bad) + ": pin versions that support it (or give "
+                                "the server a newer Python)")

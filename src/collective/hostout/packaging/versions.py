@@ -4,33 +4,20 @@ from __future__ import annotations
 
 import configparser
 import importlib.metadata
-import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion, Version
 
 #: What a remote venv needs to run zc.buildout 6; always pinned to the local versions.
 BOOTSTRAP_DISTS = ("zc.buildout", "setuptools", "pip", "wheel", "packaging", "platformdirs")
 
-_EGG = re.compile(r"^(?P<name>[^-]+)-(?P<version>[^-]+)-py\d+(\.\d+)?(-.*)?\.egg$")
-
 HEADER = """\
 # Written by collective.hostout at the end of each bin/buildout run: the version of every
-# egg this buildout used. 'bin/hostout HOST deploy' pins all of them on the server.
+# distribution this build used (parts' eggs, recipes, extensions, wherever buildout found
+# them). 'bin/hostout HOST deploy' pins all of them on the server.
 """
-
-
-def installed_eggs(eggs_directory: Path) -> set[tuple[str, str]]:
-    """(canonical name, version) of every egg buildout installed in ``eggs_directory``."""
-    found: set[tuple[str, str]] = set()
-    if not eggs_directory.is_dir():
-        return found
-    for entry in eggs_directory.iterdir():
-        m = _EGG.match(entry.name)
-        if m:
-            found.add((canonicalize_name(m["name"]), m["version"]))
-    return found
 
 
 def environment_versions(names: Iterable[str]) -> dict[str, str]:
@@ -45,34 +32,49 @@ def environment_versions(names: Iterable[str]) -> dict[str, str]:
 
 
 def used_versions(
+    used: Iterable[tuple[str, str]],
     *,
-    pins: Mapping[str, str],
-    picked: Mapping[str, str],
-    eggs: set[tuple[str, str]],
-    environment: Mapping[str, str],
-    develop: Iterable[str] = (),
+    pins: Mapping[str, str] = {},
+    environment: Mapping[str, str] = {},
 ) -> dict[str, str]:
-    """The version of each egg the build used: pinned or picked, and really installed.
+    """One version per distribution a build used (``used``: (name, version) pairs, develop
+    packages already left out), plus zc.buildout & co. at ``environment``'s versions.
 
-    A pin that no installed egg matches was not used (a big versions.cfg pins far more
-    than one buildout needs); develop packages are released separately, not pinned here.
+    A name used at two versions in one run (an egg of buildout's own environment, and the
+    same egg at the pinned version in the eggs directory for a part) gets the version the
+    buildout's ``pins`` ask for, else the newest. Pins that no used distribution matches
+    are left out: a big versions.cfg pins far more than one buildout needs.
     """
-    skip = {canonicalize_name(d) for d in develop}
-    installed = {(canonicalize_name(n), v) for n, v in eggs}
-    installed |= {(canonicalize_name(n), v) for n, v in environment.items()}
+    by_key: dict[str, dict[str, str]] = {}
+    for name, version in used:
+        by_key.setdefault(canonicalize_name(name), {})[version] = name
+    pinned = {canonicalize_name(n): v.strip().lstrip("=").strip() for n, v in pins.items()}
     result: dict[str, str] = {}
-    for source in (pins, picked):
-        for name, version in source.items():
-            key = canonicalize_name(name)
-            version = version.strip().lstrip("=").strip()
-            if key in skip or not version:
-                continue
-            if (key, version) in installed:
-                result[name] = version
+    for key, found in by_key.items():
+        version = pinned.get(key)
+        if version not in found:
+            version = max(found, key=_sort_key)
+        result[found[version]] = version
     for name in BOOTSTRAP_DISTS:
         if name in environment:
+            for other in [n for n in result if canonicalize_name(n) == canonicalize_name(name)]:
+                del result[other]
             result[name] = environment[name]
     return dict(sorted(result.items(), key=lambda kv: canonicalize_name(kv[0])))
+
+
+def _sort_key(version: str) -> Version | tuple[()]:
+    try:
+        return Version(version)
+    except InvalidVersion:
+        return ()
+
+
+def unpinned(used: Mapping[str, str], pins: Mapping[str, str]) -> list[str]:
+    """Names in ``used`` that ``pins`` (what the buildout's own cfg files pin) lack."""
+    pinned = {canonicalize_name(n) for n in pins}
+    return sorted((n for n in used if canonicalize_name(n) not in pinned),
+                  key=canonicalize_name)
 
 
 def render(versions: Mapping[str, str], section: str = "versions") -> str:

@@ -69,7 +69,8 @@ def probe_python(version: str, python: str | None = None) -> RemoteCommand:
     """Exit 0 (and print the platform facts) when ``pythonX.Y`` (or ``python``) with venv
     support is there."""
     code = ("import sys, sysconfig, venv, ensurepip; "
-            "print(sysconfig.get_platform(), '%d.%d' % sys.version_info[:2])")
+            "print(sysconfig.get_platform(), '%d.%d' % sys.version_info[:2], "
+            "'%d.%d.%d' % sys.version_info[:3])")
     return RemoteCommand.argv([python or python_binary(version), "-c", code])
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass, replace
 from ..commands.context import Context
 from ..errors import BootstrapError, CommandFailed, NotBootstrapped
 from ..packaging import dists
+from ..packaging.resolve import Resolution
 from ..remote.base import Result
 from ..server import system
 from ..shell import Account, RemoteCommand
@@ -19,6 +20,7 @@ class DeployState:
     target: dists.Target | None = None  # the server's Python and platform, once known
     bootstrapped: bool = False  # bootstrap ran in this invocation (so sudo is in use)
     pins: dict[str, str] | None = None  # every version the server's build may need
+    resolution: Resolution | None = None  # the chosen cfg as buildout resolved it here
     build_digest: str | None = None  # what decides the build: the uploaded inputs
 
 
@@ -44,8 +46,8 @@ def remote_target(c: Context, python: str | None = None,
     res = c.remote.execute(probe, warn=True, hide=True, echo=False)
     if not res.ok:
         return None
-    platform, version = res.stdout.split()
-    return dists.Target(version, platform)
+    platform, version, *full = res.stdout.split()
+    return dists.Target(version, platform, python_full=full[0] if full else "")
 
 
 def target(c: Context) -> dists.Target:

@@ -16,13 +16,16 @@ import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path, PurePosixPath
 
+from packaging.utils import canonicalize_name
+
 from ..commands.context import Context
 from ..config import cfgfiles
 from ..config.settings import Layout
 from ..errors import DownloadError, HostoutError
-from ..files import sha256_file
+from ..files import sha256_file, write_atomically
 from ..packaging import downloads, versions
 from ..packaging.release import Release
+from ..packaging.resolve import Resolution
 from ..shell import Account, RemoteCommand, join, q
 from .base import state, target
 
@@ -59,9 +62,60 @@ def chosen_chain(c: Context) -> list[Path]:
     return cfgfiles.config_chain(c.facts.directory / c.settings.buildout_cfg)
 
 
+def resolution(c: Context) -> Resolution:
+    """The chosen cfg as buildout resolves it on this machine, at the versions the local
+    build used: every distribution the server's build needs (eggs only production uses
+    included) and its parts list. Worked out at the start of deploy (a cfg that does not
+    build here fails the deploy before anything is uploaded), and again once the server's
+    Python is known if its environment markers differ from this one's (Debian 12's 3.11.2
+    against 3.11.7 here: redis then needs async-timeout)."""
+    st = state(c)
+    markers = st.target.markers() if st.target is not None else _last_markers(c)
+    previous = st.resolution
+    if previous is None or dict(previous.markers) != markers:
+        cfg = c.facts.directory / c.settings.buildout_cfg
+        section = c.facts.versions_section
+        chain = cfgfiles.chain_pins(cfg, section)
+        pins = dict(chain)
+        if c.settings.versionsfile.is_file():
+            pins.update(versions.read(c.settings.versionsfile, section))
+        try:
+            st.resolution = c.packager.resolution(
+                cfg, pins=pins, pinned_by_cfg=chain, parts=c.settings.parts,
+                skip_parts=c.settings.sudo_parts, markers=markers)
+        except HostoutError as err:
+            raise type(err)(err.message, host=c.name, cause=err.cause) from err
+        st.pins = None  # worked out again from this resolution
+        if previous is None:
+            line = st.resolution.unpinned_line()
+            if line:
+                c.report(line)
+        else:
+            more = {n: v for n, v in st.resolution.pins.items() if n not in previous.pins}
+            if more:
+                c.report(f"the server's Python {st.target.python_full if st.target else ''} "
+                         "also needs: " + ", ".join(f"{n} {v}" for n, v in sorted(more.items())))
+        for part, what in st.resolution.not_run.items():
+            c.out.line(c.name, f"resolve: part {part} not installed here ({what})", level=1)
+    return st.resolution
+
+
+#: In hostout's working directory for each host: the markers of its Python at the last
+#: deploy, so the resolution at the start of the next one is already the server's.
+LAST_MARKERS = "markers.json"
+
+
+def _last_markers(c: Context) -> dict[str, str]:
+    try:
+        found = json.loads((c.facts.work_dir(c.name) / LAST_MARKERS).read_text())
+    except (OSError, ValueError):
+        return {}
+    return {str(k): str(v) for k, v in found.items()} if isinstance(found, dict) else {}
+
+
 def remote_pins(c: Context) -> dict[str, str]:
-    """Everything the server's build may need, worked out once per host: the chosen
-    buildout's own pins (eggs only production uses), what the local build used, and the
+    """Every version pinned on the server, worked out once per host: the chosen buildout's
+    own pins, what the local build used, what the chosen cfg resolved here, and the
     develop releases."""
     st = state(c)
     if st.pins is None:
@@ -69,9 +123,21 @@ def remote_pins(c: Context) -> dict[str, str]:
         pins = cfgfiles.chain_pins(c.facts.directory / c.settings.buildout_cfg, section)
         if c.settings.versionsfile.is_file():
             pins.update(versions.read(c.settings.versionsfile, section))
+        pins.update(resolution(c).pins)
         pins.update({r.name: r.version for r in c.packager.releases()})
         st.pins = pins
     return st.pins
+
+
+def shipped_pins(c: Context) -> dict[str, str]:
+    """The distributions the server's build uses, besides the develop releases: what the
+    chosen cfg resolved here (not the local build's own extras, e.g. its test tools)."""
+    markers = target(c).markers()  # the server's Python decides environment markers
+    if markers != _last_markers(c):
+        write_atomically(c.facts.work_dir(c.name) / LAST_MARKERS, json.dumps(markers))
+    released = {canonicalize_name(r.name) for r in c.packager.releases()}
+    return {n: v for n, v in resolution(c).pins.items()
+            if canonicalize_name(n) not in released}
 
 
 # -- uploadeggs -------------------------------------------------------------------------------
@@ -82,7 +148,7 @@ def uploadeggs(c: Context) -> dict[str, str]:
         verb = "changed. Releasing" if r.rebuilt else "unchanged. Reusing"
         c.out.info(f"Develop egg {r.source.name} {verb} {r.name} = {r.version}",
                    host=c.name)
-    others = {n: v for n, v in remote_pins(c).items() if n not in found}
+    others = shipped_pins(c)
     new = ship(c, others, extra=[r.sdist for r in built])
     c.out.info("Eggs to transport: " + ", ".join(f"{n} = {v}" for n, v in found.items())
                if found else "No develop eggs to transport", host=c.name)
@@ -251,8 +317,18 @@ def hostout_cfg(c: Context, lay: Layout) -> str:
         "install-from-cache = true",
         "newest = false",
     ]
-    if s.parts:
-        lines.append("parts = " + " ".join(s.parts))
+    resolved = resolution(c)
+    # the parts list as buildout resolved it here: a `parts = ${x:parts} app` left to the
+    # server would load x's recipe before install-from-cache applies (and read an index)
+    lines.append("parts = " + " ".join(s.parts or resolved.parts))
+    if resolved.server_extensions is not None:
+        lines.append("extensions = " + " ".join(resolved.server_extensions))
+    # other [buildout] options naming another section, for the same reason (those holding
+    # this machine's paths cannot serve the server and are left to it)
+    ours = {line.partition(" =")[0] for line in lines[1:]}
+    for key, value in sorted(resolved.buildout_options.items()):
+        if key not in ours and str(c.facts.directory) not in value:
+            lines.append(f"{key} = " + "\n    ".join(value.strip().splitlines()))
     return "\n".join(lines) + "\n"
 
 
