@@ -289,3 +289,21 @@ def test_the_resolution_decides_what_ships_the_parts_and_the_extensions(tmp_path
     assert "extensions = x.ext" in cfg  # mr.developer's checkouts travel as releases
     assert not any(line.startswith("eggs-directory = " + str(tmp_path)) for line in cfg)
     assert shipping.remote_pins(c)["supervisor"] == "4.3.0"
+
+
+def test_post_commands_that_leave_the_app_running_as_root_are_a_warning(tmp_path: Path):
+    # the seed's post-commands run as root: `bin/supervisord` there runs the app as root
+    remote = RecordingRemote("host1")
+    remote.respond(r"^for d in /proc/", stdout="/srv/app.hostout/venv/bin/python "
+                                                 "bin/supervisord \n")
+    c = make(tmp_path, remote)
+    c.call("postswitch")
+    probe = next(call for call in remote.calls if call.script.startswith("for d in /proc/"))
+    assert probe.account is Account.LOGIN and not probe.sudo
+    assert c.warnings == ["runs as root: /srv/app.hostout/venv/bin/python bin/supervisord; "
+                          "start the app as app instead (e.g. extends = hostout.supervisor, "
+                          "or 'sudo -u USER' in post-commands)"]
+    quiet = RecordingRemote("host1")
+    c = make(tmp_path, quiet)
+    c.call("postswitch")  # nothing of the buildout runs as root: no warning
+    assert c.warnings == []

@@ -156,8 +156,10 @@ def preswitch(c: Context) -> None:
 @command(quiet=True)
 def postswitch(c: Context) -> None:
     """Hook point just after it changed (after a failed in-place build too): runs
-    post-commands"""
+    post-commands (and warns when they left the app running as root)"""
     _build.run_commands(c, "post-command", c.settings.post_commands)
+    if c.settings.post_commands:
+        _build.warn_root_processes(c)
 
 
 @command(quiet=True)

@@ -143,6 +143,30 @@ def run_commands(c: Context, label: str, commands: tuple[str, ...],
     return failed
 
 
+def root_processes(c: Context) -> list[str]:
+    """The command lines of processes running as root from this buildout (their command
+    line names ``path``, or ``path.hostout`` where releases live): post-commands run as root
+    (the seed), so an app they start (``bin/supervisord``) runs as root too, unless it drops
+    to its own user. Read from /proc by the login user (no ps on a minimal server)."""
+    script = (f"for d in /proc/[0-9]*; do [ \"$(stat -c %u \"$d\" 2>/dev/null)\" = 0 ] || "
+              "continue; a=$(tr '\\0' ' ' < \"$d/cmdline\" 2>/dev/null); "
+              f"case \"$a\" in *{q(str(c.path))}*) printf '%s\\n' \"$a\";; esac; done; true")
+    res = c.remote.execute(RemoteCommand(script, reads_only=True, label="root processes "
+                                         f"from {c.path}"), warn=True, hide=True, echo=False)
+    return [line.strip() for line in res.stdout.splitlines() if line.strip()]
+
+
+def warn_root_processes(c: Context) -> None:
+    """A warning for each app process that post-commands left running as root: the app
+    should run as the effective user (never root), which cannot change the code it runs."""
+    found = root_processes(c)
+    if found:
+        user = c.settings.effective_user or c.remote.login_user
+        more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
+        c.warn(f"runs as root: {found[0]}{more}; start the app as {user} instead (e.g. "
+               "extends = hostout.supervisor, or 'sudo -u USER' in post-commands)")
+
+
 def uses_sudo(c: Context) -> bool:
     """Whether this deploy needs the login user's sudo anyway (the seed: pre/post-commands,
     sudo-parts, bootstrap), or has its password: then ownership is put right every time."""
