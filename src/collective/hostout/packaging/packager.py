@@ -5,6 +5,7 @@ all the hosts of an invocation (they may run side by side), in hostout's working
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -56,6 +57,13 @@ class Packager:
         hosts building the same cfg; cached on disk by the digest of its inputs)."""
         key = ("resolution", str(cfg), tuple(sorted(pins.items())), tuple(parts),
                tuple(skip_parts), tuple(sorted((markers or {}).items())))
-        return self.shared.once(key, lambda: resolve.resolve(
-            self.facts, cfg, pins=pins, pinned_by_cfg=pinned_by_cfg, parts=parts,
-            skip_parts=skip_parts, markers=markers))
+        # hosts building the same cfg with other parts (or markers) resolve it in the same
+        # scratch directory: one at a time
+        scratch = self.shared.once(("scratch", str(cfg)), threading.Lock)
+
+        def make() -> resolve.Resolution:
+            with scratch:
+                return resolve.resolve(self.facts, cfg, pins=pins, pinned_by_cfg=pinned_by_cfg,
+                                       parts=parts, skip_parts=skip_parts, markers=markers)
+
+        return self.shared.once(key, make)
