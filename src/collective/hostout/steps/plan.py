@@ -213,13 +213,21 @@ def _commands(c: Context, p: DeployPlan, server: releases.ServerLayout) -> None:
                 p.commands.append(cmd)
                 p.steps.append(cmd.display())
 
+    def hook(name: str, cmds: list[RemoteCommand]) -> None:
+        """The preswitch/postswitch hook: what plugins override it with (decided when it
+        runs), and the pre-/post-commands the built-in runs."""
+        for cmd in reversed(c.registry.chain(name, c.name)[1:]):
+            p.steps.append(f"{name} of {cmd.origin}: {cmd.summary}")
+        run(*cmds)
+
     owners = "setowners (root): the code to buildout-user, var/ to effective-user"
     if not lay.releases:
         cwd = str(lay.path)
-        run(*pre, build.build_command(c, cwd), build.sudo_parts_command(c, cwd))
+        hook("preswitch", pre)
+        run(build.build_command(c, cwd), build.sudo_parts_command(c, cwd))
         if build.uses_sudo(c):
             p.steps.append(owners)
-        run(*post)
+        hook("postswitch", post)
     else:
         cwd = str(lay.release(NEW))
         p.steps.append(f"make release {cwd} from {lay.inputs}, var/ shared; build it while "
@@ -228,13 +236,13 @@ def _commands(c: Context, p: DeployPlan, server: releases.ServerLayout) -> None:
         if build.uses_sudo(c):
             p.steps.append(owners)
         if server.current or server.kind == "inplace":
-            run(*pre)
+            hook("preswitch", pre)
         if server.kind == "inplace":
             p.steps.append(f"switch (root): {lay.current} -> releases/{NEW}; {lay.path} "
                            f"moves into {lay.releases_dir} and becomes a symlink to it")
         else:
             run(releases.switch_command(lay, NEW))
-        run(*post)
+        hook("postswitch", post)
         last = "99999999-999999"  # the new release: newer than any
         now = releases.ServerLayout("releases", last, (*server.releases,
                                                        releases.ReleaseInfo(last, built="")))
@@ -242,4 +250,4 @@ def _commands(c: Context, p: DeployPlan, server: releases.ServerLayout) -> None:
     if check is not None:
         run(check)
         if lay.releases and (server.current or server.kind == "inplace"):
-            p.steps.append("if it fails: pre-commands, switch back, post-commands")
+            p.steps.append("if it fails: preswitch, switch back, postswitch")
