@@ -78,12 +78,12 @@ def test_options_read_with_defaults_and_plugin_writes_seen_later(built: Path):
     assert "option buildout-user=legacybo" in lines
     assert "option effective-user=legacybo" in lines  # hostout's default, as hostout 1's
     assert "option python-version=3.11.7" in lines  # accepted; hostout uses 3.11
-    assert "option buildout-cache=/var/host1/buildout-cache" in lines
+    assert "option buildout-cache=/var/host1.hostout/buildout-cache" in lines
     assert f"option identity-file={built / 'host1_key'}" in lines
     assert f"option versionsfile={built / 'hostoutversions.cfg'}" in lines
     assert "env legacybo hello from hostout 1" in lines
-    assert ("paths /var/host1 /var/host1/buildout-cache/downloads "
-            "/var/host1/buildout-cache/eggs") in lines
+    assert ("paths /var/host1 /var/host1.hostout/buildout-cache/downloads "
+            "/var/host1.hostout/buildout-cache/eggs") in lines
     # the plugin recipe's default, then what a command set, seen by the next command
     greetings = [ln for ln in lines if ln.startswith("option legacy-greeting=")]
     assert greetings == ["option legacy-greeting=hello from hostout 1",

@@ -66,8 +66,9 @@ def test_a_firewalled_server_bootstraps_and_builds_through_the_tunnel(
         page = host.exec("cat /var/buildout/demo/parts/fetched.html").stdout
         assert "zc" in page and "buildout" in page and "<a " in page
 
-        pip = hostout(d, "host1", "run", "bin/python -m pip download -q --no-deps "
-                      "--no-cache-dir -d /tmp/dl zc.lockfile && ls /tmp/dl")
+        # the Python that runs the build (a venv shared by the releases)
+        pip = hostout(d, "host1", "run", "/var/buildout/demo.hostout/venv/bin/python -m pip "
+                      "download -q --no-deps --no-cache-dir -d /tmp/dl zc.lockfile && ls /tmp/dl")
         assert pip.returncode == 0, pip.stdout + pip.stderr
         assert re.search(r"^\[host1\] out: zc_lockfile-\S+\.whl$", pip.stdout, re.M)
 
