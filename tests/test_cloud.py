@@ -70,7 +70,7 @@ def test_create_deploy_then_destroy(cloud_example: tuple[Path, str]):
     first = proc.stdout.splitlines()[0]
     assert first.startswith(f"[host1] create: created VM {vm} (container (shares this "
                             "machine), Debian 12 bookworm") and "it answers SSH" in first
-    assert "[host1] buildout: started supervisord as app: demo RUNNING" in proc.stdout
+    assert "[host1] postswitch: started supervisord as app: demo RUNNING" in proc.stdout
     node = the_vm(vm)
     assert node is not None and node.extra["ssh_port"] != 22
     assert fetch(f"http://{node.extra['ports'][8080]}/") == ANSWER

@@ -134,7 +134,7 @@ def test_production_only_eggs_are_pinned_and_said_in_one_line(legacy: Deployed):
     lines = [ln for ln in legacy.proc.stdout.splitlines() if "that no cfg pins" in ln]
     assert len(lines) == 1, legacy.proc.stdout[-3000:]
     assert re.fullmatch(
-        r"\[host1\] predeploy: pinned 3 eggs that no cfg pins: collective\.recipe\.supervisor "
+        r"\[host1\] deploy: pinned 3 eggs that no cfg pins: collective\.recipe\.supervisor "
         r"\S+, plone\.recipe\.command \S+, supervisor \S+ \(as resolved here; pin them in "
         r"prod\.cfg to choose\)", lines[0])
     pinned = legacy.run("cat", "pinned.cfg")

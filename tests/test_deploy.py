@@ -57,7 +57,7 @@ def test_first_deploy_bootstraps_and_serves(deployed: Deployed):
     steps = [line.split(":")[0] for line in proc.stdout.splitlines()]
     assert steps == [f"[host1] {step}" for step in (
         "predeploy", "bootstrap_users", "bootstrap_python", "bootstrap_buildout",
-        "uploadeggs", "uploadbuildout", "buildout", "buildout")], proc.stdout
+        "uploadeggs", "uploadbuildout", "postswitch", "buildout")], proc.stdout
     said = proc.stdout
     assert "created group hostoutdemo, created user buildout, created user app" in said
     assert re.search(r"bootstrap_python: installed Python 3\.\d+ on Debian", said)

@@ -62,7 +62,7 @@ def app(host_image: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[A
 def test_deploy_starts_supervisord_as_the_effective_user(app: App):
     proc = app.hostout("deploy")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr
-    assert "[host1] buildout: started supervisord as app: demo RUNNING\n" in proc.stdout
+    assert "[host1] postswitch: started supervisord as app: demo RUNNING\n" in proc.stdout
     assert "stopped supervisord" not in proc.stdout  # a first deploy: nothing to stop
     assert app.answer(ANSWER) == ANSWER
     sup, _ = app.pids()
@@ -95,28 +95,32 @@ def test_a_build_stops_supervisord_and_starts_it_again(app: App):
     sup, _ = app.pids()
     proc = app.hostout("buildout")  # what deploy runs when something changed
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("[host1] buildout: ")]
-    assert lines[0] == f"[host1] buildout: stopped supervisord (pid {sup})"
-    assert lines[-1] == "[host1] buildout: started supervisord as app: demo RUNNING"
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("[host1] p")]
+    assert lines[0] == f"[host1] preswitch: stopped supervisord (pid {sup})"
+    assert lines[-1] == "[host1] postswitch: started supervisord as app: demo RUNNING"
     assert app.answer(ANSWER) == ANSWER
     assert app.pids()[0] != sup
 
 
-def test_rollingrestart_keeps_supervisord_and_restarts_the_programs(app: App):
+def test_rollingrestart_across_releases_restarts_supervisord_from_the_new_release(app: App):
+    # a running supervisord keeps the configuration of the release it started from, so a
+    # rolling restart would restart the old release's programs (in place it is unit-tested)
     cfg = app.directory / "deploy.cfg"
     good = cfg.read_text()
     cfg.write_text(good + "rollingrestart = true\n")
     try:
         buildout(app.directory, "-c", "deploy.cfg")
-        sup, program = app.pids()
+        sup, _ = app.pids()
         proc = app.hostout("buildout")
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr
-        assert "stopped supervisord" not in proc.stdout
-        assert ("[host1] buildout: rolling restart: restarted demo one at a time: demo RUNNING"
-                in proc.stdout)
+        assert f"[host1] preswitch: stopped supervisord (pid {sup})" in proc.stdout
+        assert ("Warning: host1: rollingrestart applies in place only (releases = false): "
+                "supervisord was restarted from the new release") in proc.stderr
         assert app.answer(ANSWER) == ANSWER
-        now_sup, now_program = app.pids()
-        assert now_sup == sup and now_program not in ("", program)
+        _, program = app.pids()
+        current = app.host.exec("readlink /var/buildout/demo.hostout/current").stdout.strip()
+        args = app.host.exec(f"tr '\\0' ' ' < /proc/{program}/cmdline").stdout
+        assert current.startswith("releases/") and current in args
     finally:
         cfg.write_text(good)
         buildout(app.directory, "-c", "deploy.cfg")
