@@ -11,4 +11,6 @@ if [[ ! -x .venv/bin/python ]]; then
 fi
 .venv/bin/pip install -q --disable-pip-version-check -e '.[test]' </dev/null
 bash ci/setup-hosts.sh </dev/null
-exec .venv/bin/python -m pytest -q "$@" </dev/null
+# Two workers, a test file each (module fixtures share a host per file): the tests wait on
+# hosts and builds as much as they compute. HOSTOUT_TEST_WORKERS=0 runs them in this process.
+exec .venv/bin/python -m pytest -q -n "${HOSTOUT_TEST_WORKERS:-2}" --dist loadfile "$@" </dev/null

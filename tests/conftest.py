@@ -19,7 +19,8 @@ from collective.hostout import testing
 from collective.hostout.testing.podman import containers_conf
 from hosts import HostFactory, TestHost
 
-INTERNAL_NETWORK = "hostout-test-internal"
+# One per pytest process: parallel workers (pytest-xdist) must not remove each other's network.
+INTERNAL_NETWORK = f"hostout-test-internal-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -90,7 +91,6 @@ def internal_network(host_image: str) -> Iterator[str]:
     if hosts.podman("network", "exists", INTERNAL_NETWORK, check=False).returncode != 0:
         hosts.podman("network", "create", "--internal", INTERNAL_NETWORK)
     yield INTERNAL_NETWORK
-    # Fails, harmlessly, while a concurrent session still has hosts on it.
     hosts.podman("network", "rm", INTERNAL_NETWORK, check=False)
 
 
