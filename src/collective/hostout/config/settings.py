@@ -48,8 +48,8 @@ HOSTOUT1_OPTIONS = {
                             "hostos, system-packages); remove it",
     "system-python-use-not": "Python comes from the OS's packages (python-version, "
                              "hostos, system-packages); remove it",
-    "python-path": "path/bin/python is a venv of the OS's pythonX.Y; remove it",
-    "python-prefix": "path/bin/python is a venv of the OS's pythonX.Y; remove it",
+    "python-path": "buildout runs in a venv of the OS's pythonX.Y; remove it",
+    "python-prefix": "buildout runs in a venv of the OS's pythonX.Y; remove it",
     "shell": "remote commands run in the login user's shell; remove it",
 }
 
