@@ -409,14 +409,7 @@ def build_settings(
             host=name,
         )
 
-    timeout_text = _get(options, "connect-timeout") or "10"
-    try:
-        timeout = float(timeout_text)
-    except ValueError:
-        timeout = -1.0
-    if timeout <= 0:
-        raise ConfigError(f"option connect-timeout = {timeout_text!r} must be seconds > 0",
-                          host=name)
+    timeout = seconds(options, "connect-timeout", "10", name)
 
     def local_path(value: str | None) -> Path | None:
         if value is None:
@@ -505,8 +498,8 @@ def build_settings(
         releases=releases,
         keep_releases=int(keep_text),
         healthcheck=healthcheck,
-        healthcheck_timeout=_seconds(options, "healthcheck-timeout", "60", name),
-        lock_timeout=_seconds(options, "lock-timeout", "30", name, least=5),
+        healthcheck_timeout=seconds(options, "healthcheck-timeout", "60", name),
+        lock_timeout=seconds(options, "lock-timeout", "30", name, least=5),
     )
 
 
@@ -520,8 +513,10 @@ def _flag(value: str | None, option: str, part: str, *, default: bool) -> bool:
     raise ConfigError(f"option {option} = {value!r} must be true or false", host=part)
 
 
-def _seconds(options: Mapping[str, str], option: str, default: str, part: str, *,
-             least: float = 0.0) -> float:
+def seconds(options: Mapping[str, str], option: str, default: str, part: str, *,
+            least: float = 0.0) -> float:
+    """Option ``option`` as seconds (up to a day; ``default`` where unset), or a ConfigError
+    naming the option and its value. For plugins' timeouts too."""
     text = _get(options, option) or default
     try:
         value = float(text)

@@ -6,7 +6,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from ...config.settings import SAFE_PART
+from ...config.settings import SAFE_PART, seconds
 from ...errors import ConfigError
 
 DEFAULT_TIMEOUT = 300.0
@@ -63,14 +63,7 @@ class CloudOptions:
                 raise ConfigError(f"option hostsize = {ram_text!r} is not megabytes",
                                   host=host)
             ram = int(ram_text)
-        timeout_text = get("cloud-timeout") or str(DEFAULT_TIMEOUT)
-        try:
-            timeout = float(timeout_text)
-        except ValueError:
-            timeout = -1
-        if timeout <= 0:
-            raise ConfigError(f"option cloud-timeout = {timeout_text!r} must be seconds > 0",
-                              host=host)
+        timeout = seconds(options, "cloud-timeout", str(DEFAULT_TIMEOUT), host)
         extra = {"ex_" + re.sub(r"^ex[-_]", "", k).replace("-", "_"): v.strip()
                  for k, v in options.items() if re.match(r"^ex[-_]\w", k) and v.strip()}
         return cls(provider, arguments, name, get("size", "hostsize_name", "hostsize-name"),

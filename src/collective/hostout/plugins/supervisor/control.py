@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 from pathlib import PurePosixPath
 
 from ...commands.context import Context
-from ...config.settings import SAFE_PART, boolean
+from ...config.settings import SAFE_PART, boolean, seconds
 from ...errors import CommandFailed, ConfigError, HostoutError
 from ...remote.base import Result
 from ...server import system
@@ -56,14 +56,7 @@ class Supervisor:
         if not SAFE_PART.match(part):
             raise ConfigError(f"option {option} = {part!r} is not a buildout part name",
                               host=host)
-        text = (options.get("supervisor-timeout") or "").strip() or str(DEFAULT_TIMEOUT)
-        try:
-            timeout = float(text)
-        except ValueError:
-            timeout = -1.0
-        if timeout <= 0:
-            raise ConfigError(f"option supervisor-timeout = {text!r} must be seconds > 0",
-                              host=host)
+        timeout = seconds(options, "supervisor-timeout", str(DEFAULT_TIMEOUT), host)
         return cls(part, bool(root_part),
                    boolean(options.get("rollingrestart"), "rollingrestart", host), timeout)
 
