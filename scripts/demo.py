@@ -19,8 +19,9 @@ import shutil
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
+
+from collective.hostout.testing import fetch
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "examples" / "hellowsgi"
@@ -45,19 +46,6 @@ def step(*cmd: str | Path, cwd: Path = DIRECTORY) -> subprocess.CompletedProcess
 
 def testhost(*args: str) -> list[str]:
     return [str(BIN / "hostout-testhost"), *args, "-c", str(DIRECTORY / "buildout.cfg")]
-
-
-def fetch(url: str, timeout: float = 30.0) -> str:
-    """The page at url; retried while the app starts, never longer than timeout."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=5) as response:
-                return response.read().decode()
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.5)
 
 
 def remove() -> int:

@@ -8,6 +8,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+from collective.hostout.testing import fetch as fetch  # tests take it from here too
+
 HERE = Path(__file__).parent
 PLUGIN = HERE / "data" / "myplugin"
 BUILDOUT = Path(sys.executable).parent / "buildout"
@@ -25,22 +27,6 @@ def write(directory: Path, name: str, text: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(textwrap.dedent(text).lstrip())
     return path
-
-
-def fetch(url: str, timeout: float = 30.0) -> str:
-    """The page at url; retried while the app (re)starts, never longer than timeout."""
-    import time
-    import urllib.request
-
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=5) as response:
-                return response.read().decode()
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.5)
 
 
 def buildout(directory: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:

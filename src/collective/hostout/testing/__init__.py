@@ -14,6 +14,7 @@ From Python (a test suite, say)::
     host = start_host(publish=(8080,))      # waits until sshd answers
     try:
         ...  # host.hoststring, host.user, host.password, host.url(8080), host.exec("...")
+        ...  # fetch(host.url(8080)): the page, retried while the app starts
     finally:
         host.remove()
 
@@ -31,6 +32,7 @@ from .hosts import (
     TestHost,
     capability_problem,
     cleanup_stale,
+    fetch,
     start_host,
     start_hosts,
     start_named_host,
@@ -60,6 +62,7 @@ __all__ = [
     "debian_mirrors",
     "ensure_base_image",
     "ensure_image",
+    "fetch",
     "mirror_host",
     "podman",
     "podman_service",

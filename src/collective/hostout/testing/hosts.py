@@ -20,6 +20,7 @@ import shlex
 import shutil
 import socket
 import time
+import urllib.request
 import uuid
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -130,6 +131,19 @@ class TestHost:
                     f" podman logs:\n{self.logs()}"
                 )
             time.sleep(0.1)
+
+
+def fetch(url: str, timeout: float = 30.0) -> str:
+    """The page at ``url``; retried while the app (re)starts, never longer than ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                return response.read().decode()
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
 
 
 def unused_port() -> int:
