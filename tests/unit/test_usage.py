@@ -84,3 +84,31 @@ def test_failed_build_does_not_rewrite_the_versions_file(built: Path):
     proc = buildout(built, "-c", str(cfg), "buildout:index=file:///nonexistent", check=False)
     assert proc.returncode != 0
     assert (built / "hostoutversions.cfg").read_text() == before
+
+
+def test_develop_dot_leaves_the_eggs_under_it_recorded(tmp_path: Path):
+    """``develop = .`` (the project's setup.py beside buildout.cfg, as in Zope's own
+    buildout): the eggs directory and the venv lie inside the develop directory, yet what
+    they hold is no develop package."""
+    write(tmp_path, "setup.py", """
+        from setuptools import setup
+        setup(name="rootdev", version="0.1", py_modules=["rootdev"], install_requires=["idna"])
+    """)
+    write(tmp_path, "rootdev.py", "")
+    write(tmp_path, "buildout.cfg", """
+        [buildout]
+        develop = .
+        parts = app h
+        [app]
+        recipe = zc.recipe.egg
+        eggs =
+            rootdev
+            httpx
+        [h]
+        recipe = collective.hostout
+        host = example.invalid
+    """)
+    buildout(tmp_path)
+    used = versions.read(tmp_path / "hostoutversions.cfg")
+    assert "rootdev" not in used
+    assert {"httpx", "httpcore", "h11", "idna", "zc.recipe.egg", "zc.buildout"} <= set(used)

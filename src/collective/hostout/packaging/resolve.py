@@ -35,7 +35,7 @@ from ..errors import ResolutionError
 from ..files import sha256_file, write_atomically
 from . import versions
 
-FORMAT = 2  # of the cached reports: a change of what is recorded makes old ones stale
+FORMAT = 3  # of the cached reports: a change of what is recorded makes old ones stale
 #: What the scratch directory does not borrow from the real buildout: what buildout makes.
 NOT_LINKED = {"bin", "parts", "develop-eggs", "eggs", "var", "downloads"}
 DRIVER = "collective.hostout.packaging.scratch"

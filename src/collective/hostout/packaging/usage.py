@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import site
 import threading
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -49,15 +50,22 @@ def _requirement(spec: str) -> Any:
     return pkg_resources.Requirement.parse(spec)
 
 
-def _is_develop(dist: Any, develop_dirs: Iterable[str]) -> bool:
+def _under(location: str, directory: str) -> bool:
+    d = os.path.realpath(directory)
+    return location == d or location.startswith(d + os.sep)
+
+
+def _is_develop(dist: Any, develop_dirs: Iterable[str], installed: Iterable[str] = ()) -> bool:
     """Whether ``dist`` is a develop package: found in (or linked from) buildout's
     develop-eggs directory, or installed editable (pip -e) in buildout's environment.
+    Nothing in ``installed`` (the eggs directory, buildout's environment) is, even where it
+    lies inside a develop directory (``develop = .``: eggs/ and a .venv beside setup.py).
     (pkg_resources' ``precedence`` cannot tell: everything on a path entry is DEVELOP_DIST.)"""
     location = os.path.realpath(dist.location or "")
-    for d in develop_dirs:
-        d = os.path.realpath(d)
-        if location == d or location.startswith(d + os.sep):
-            return True
+    if not any(_under(location, d) for d in installed if d):
+        for d in develop_dirs:
+            if _under(location, d):
+                return True
     # a PEP 660 editable install (pip install -e) in buildout's own environment
     try:
         if dist.has_metadata("direct_url.json"):
@@ -195,10 +203,12 @@ class UsageRecorder:
         develop_dirs += [os.path.join(b.get("directory", ""), d)
                          for d in b.get("develop", "").split()]
         develop_dirs = [d for d in develop_dirs if d]
+        # (site-packages, not sys.prefix: buildout's docs make the buildout directory the venv)
+        installed = [b.get("eggs-directory", ""), *site.getsitepackages()]
         used = {}
         for (key, version), dist in sorted(self._dists.items()):
             used[key, version] = Used(_name(dist), version, dist.location or "",
-                                      _is_develop(dist, develop_dirs))
+                                      _is_develop(dist, develop_dirs, installed))
         return list(used.values())
 
 
