@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from collective.hostout.config.facts import BuildoutFacts
 from collective.hostout.errors import HostoutError
 from collective.hostout.packaging.hashing import content_hash
 from collective.hostout.packaging.release import (
@@ -152,6 +153,22 @@ def test_build_artefacts_do_not_change_the_hash(tmp_path):
     assert content_hash(src) != before
 
 
+def test_what_buildout_writes_in_a_develop_dot_package_does_not_change_the_hash(tmp_path):
+    """``develop = .``: the package is the buildout directory (Zope's own buildout), with no
+    git to say what is ignored; bin/, parts/, eggs/, var/ ... are buildout's, not its."""
+    src = make_static(tmp_path / "p")
+    facts = BuildoutFacts.of_directory(src)
+    before = content_hash(src, facts.outputs())
+    for junk in ("bin/buildout", "parts/hostout/logs/x.log", "eggs/v5/a.egg/EGG-INFO/PKG-INFO",
+                 "develop-eggs/demo-static.egg-link", "var/Data.fs", ".installed.cfg",
+                 "hostoutversions.cfg"):
+        write(src / junk, "written by a build\n")
+    assert content_hash(src, facts.outputs()) == before
+    assert content_hash(src) != before  # without them it would change on every build
+    write(src / "src" / "demo_static" / "var.py", "")  # ... and code still counts
+    assert content_hash(src, facts.outputs()) != before
+
+
 @needs_git
 def test_git_ignored_files_do_not_change_the_hash(tmp_path):
     package = make_git_package(tmp_path / "repo")
@@ -214,6 +231,7 @@ def test_static_release_is_cached_and_rebuilt_on_change(tmp_path):
     assert sdist_files(third.sdist)["src/demo_static/__init__.py"] == b"VALUE = 2\n"
     cache = json.loads((dist / CACHE_NAME).read_text())
     assert cache["releases"][str(src.resolve())]["version"] == third.version
+    assert not first.sdist.exists()  # replaced: one sdist per package is kept here
 
     (dist / CACHE_NAME).write_text("{not json")  # a broken cache only costs a rebuild
     assert release(src, dist) == third

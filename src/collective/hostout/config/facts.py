@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,18 @@ class BuildoutFacts:
 
         return cls(directory, directory / "bin", directory / "parts", (), None, "versions",
                    sys.executable, directory / "eggs" / "v5")
+
+    def outputs(self) -> tuple[Path, ...]:
+        """What buildout, its recipes and hostout write in the buildout's directory: never a
+        develop package's content, even where the package is the directory (``develop = .``)."""
+        d = self.directory
+        eggs = self.eggs_directory
+        if eggs is not None and re.fullmatch(r"v\d+", eggs.name):
+            eggs = eggs.parent  # eggs/v5: all of eggs/
+        found = [self.bin_directory, self.parts_directory, eggs, self.download_cache,
+                 d / "develop-eggs", d / "var", d / "downloads", d / ".installed.cfg",
+                 d / ".mr.developer.cfg", d / "hostoutversions.cfg"]
+        return tuple(p for p in found if p is not None)
 
     def work_dir(self, *parts: str) -> Path:
         """hostout's local working directory, shared by the buildout's hosts

@@ -43,17 +43,35 @@ EXCLUDED_DIR_SUFFIXES = (".egg-info",)
 EXCLUDED_FILE_SUFFIXES = (".pyc", ".pyo")
 
 
-def content_hash(source: Path) -> str:
+def content_hash(source: Path, exclude: Iterable[Path] = ()) -> str:
     """Short sha256 (10 hex chars) of the files that make up the package at ``source``."""
-    return hash_files(source, package_files(source))
+    return hash_files(source, package_files(source, exclude))
 
 
-def package_files(source: Path) -> list[str]:
-    """Sorted POSIX paths, relative to ``source``, of the files that make up the package."""
+def package_files(source: Path, exclude: Iterable[Path] = ()) -> list[str]:
+    """Sorted POSIX paths, relative to ``source``, of the files that make up the package;
+    ``exclude``: more files or directories left out where they lie below ``source`` (what
+    buildout writes, when the package is the buildout's own directory)."""
+    below = _relative_below(source, exclude)
     listed = _git_files(source)
     if not listed:  # not in git, git missing, or the whole directory is ignored
-        listed = _walk_files(source)
-    return sorted(p for p in set(listed) if not is_excluded(p) and _is_entry(source / p))
+        listed = _walk_files(source, below)
+    return sorted(p for p in set(listed)
+                  if not is_excluded(p) and not _in(p, below) and _is_entry(source / p))
+
+
+def _relative_below(source: Path, paths: Iterable[Path]) -> tuple[str, ...]:
+    root = os.path.realpath(source)
+    found = []
+    for path in paths:
+        rel = os.path.relpath(os.path.realpath(path), root)
+        if rel != "." and not rel.startswith(".." + os.sep) and rel != "..":
+            found.append(PurePosixPath(*Path(rel).parts).as_posix())
+    return tuple(found)
+
+
+def _in(rel: str, below: Iterable[str]) -> bool:
+    return any(rel == b or rel.startswith(b + "/") for b in below)
 
 
 def hash_files(source: Path, files: Iterable[str]) -> str:
@@ -95,14 +113,14 @@ def _git_files(source: Path) -> list[str] | None:
     return [os.fsdecode(p) for p in done.stdout.split(b"\0") if p]
 
 
-def _walk_files(source: Path) -> list[str]:
+def _walk_files(source: Path, below: tuple[str, ...] = ()) -> list[str]:
     found: list[str] = []
     for dirpath, dirnames, filenames in os.walk(source):
         base = Path(dirpath).relative_to(source)
         kept = []
         for name in sorted(dirnames):
             rel = (base / name).as_posix()
-            if is_excluded(f"{rel}/x"):
+            if is_excluded(f"{rel}/x") or _in(rel, below):
                 continue
             if (Path(dirpath) / name).is_symlink():
                 found.append(rel)  # a symlink counts as an entry; never followed

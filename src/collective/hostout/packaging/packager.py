@@ -27,7 +27,7 @@ class Packager:
     def releases(self) -> list[Release]:
         """Every develop package released (content-hashed, rebuilt only when changed)."""
         return self.shared.once(("releases",), lambda: release_all(
-            list(self.facts.develop), self.facts.work_dir("releases")))
+            list(self.facts.develop), self.facts.work_dir("releases"), self.facts.outputs()))
 
     def distributions(self, pins: Mapping[str, str], target: dists.Target) -> dict[str, Path]:
         """A distribution file for every pin that fits ``target``: from buildout's download

@@ -76,14 +76,15 @@ class _Project:
         return self.static_version is None
 
 
-def release(source: Path, dist_dir: Path) -> Release:
-    """Build (or reuse) an sdist of the develop package at ``source`` in ``dist_dir``."""
+def release(source: Path, dist_dir: Path, exclude: Sequence[Path] = ()) -> Release:
+    """Build (or reuse) an sdist of the develop package at ``source`` in ``dist_dir``
+    (``exclude``: see :func:`.hashing.package_files`)."""
     source = source.resolve()
     if not source.is_dir():
         raise ReleaseError(f"cannot release {source}: not a directory")
     dist_dir = dist_dir.resolve()
     dist_dir.mkdir(parents=True, exist_ok=True)
-    files = package_files(source)
+    files = package_files(source, exclude)
     cached = _cached_release(dist_dir, source, hash_files(source, files))
     if cached is not None:
         return cached
@@ -92,9 +93,10 @@ def release(source: Path, dist_dir: Path) -> Release:
     return made
 
 
-def release_all(sources: Sequence[Path], dist_dir: Path) -> list[Release]:
+def release_all(sources: Sequence[Path], dist_dir: Path,
+                exclude: Sequence[Path] = ()) -> list[Release]:
     """Release each of ``sources`` (in order) into ``dist_dir``."""
-    return [release(source, dist_dir) for source in sources]
+    return [release(source, dist_dir, exclude) for source in sources]
 
 
 # -- versions ---------------------------------------------------------------------------
@@ -160,7 +162,17 @@ def _read_cache(dist_dir: Path) -> dict[str, Any]:
 
 
 def _remember(dist_dir: Path, made: Release) -> None:
+    """Record ``made`` as its source's release; the sdist it replaces is deleted (the
+    servers hold theirs: a sdist per change would pile up here)."""
     releases = _read_cache(dist_dir)
+    old = releases.get(str(made.source))
+    if isinstance(old, dict) and isinstance(old.get("sdist"), str):
+        others = {e.get("sdist") for k, e in releases.items()
+                  if k != str(made.source) and isinstance(e, dict)}
+        stale = dist_dir / old["sdist"]
+        if stale.name != made.sdist.name and stale.name not in others and \
+                stale.parent == dist_dir:
+            stale.unlink(missing_ok=True)
     releases[str(made.source)] = {
         "hash": made.hash,
         "name": made.name,
