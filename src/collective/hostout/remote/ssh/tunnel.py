@@ -85,7 +85,7 @@ class Tunnel:
             thread.join(timeout=5)
 
     def summary(self) -> str:
-        """``12 requests: deb.debian.org (10), pypi.org (2)``."""
+        """``12 requests: mirror.example (10), index.example (2)``."""
         hosts = Counter(_host_of(r) for r in self.proxy.requests)
         listed = ", ".join(f"{h} ({n})" for h, n in hosts.most_common())
         return f"{len(self.proxy.requests)} requests: {listed}" if hosts else "no requests"
