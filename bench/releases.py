@@ -15,14 +15,12 @@ bench/README.md.
 from __future__ import annotations
 
 import argparse
-import http.client
 import os
 import platform
 import re
 import statistics
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -35,40 +33,6 @@ from buildouts import env, example_for  # noqa: E402
 from collective.hostout import testing  # noqa: E402
 
 INIT = "src/hellowsgi/src/hellowsgi/__init__.py"
-
-
-class Poller:
-    """GET the app every 50 ms: failures, and the longest stretch without an answer."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.ok = self.failed = 0
-        self.longest = 0.0
-        self._last_ok = time.monotonic()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                with urllib.request.urlopen(self.url, timeout=1) as response:
-                    response.read()
-                now = time.monotonic()
-                self.longest = max(self.longest, now - self._last_ok)
-                self._last_ok = now
-                self.ok += 1
-            except (OSError, http.client.HTTPException):  # refused, reset, cut short
-                self.failed += 1
-            self._stop.wait(0.05)
-
-    def __enter__(self) -> Poller:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.longest = max(self.longest, time.monotonic() - self._last_ok)
 
 
 def hostout(directory: Path, *args: str) -> float:
@@ -127,9 +91,9 @@ def main() -> int:
                 order = list(dirs) if i % 2 == 0 else list(reversed(dirs))
                 for name in order:
                     set_answer(dirs[name], f"version {i + 1}")
-                    with Poller(urls[name]) as poll:
+                    with testing.Poller(urls[name], timeout=1) as poll:
                         wall = hostout(dirs[name], "deploy")
-                    runs[name].append((wall, poll.failed, poll.longest))
+                    runs[name].append((wall, poll.failures, poll.longest))
                     wait_answering(urls[name])
                     unchanged[name].append(hostout(dirs[name], "deploy"))
                 # on the release host: back to the previous version, two ways

@@ -12,13 +12,11 @@ http://127.0.0.1:8080/ for up to 15 s and calls a lock stale after 10 s without 
 from __future__ import annotations
 
 import contextlib
-import http.client
 import json
 import os
 import re
 import signal
 import subprocess
-import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -27,6 +25,7 @@ from pathlib import Path
 import pytest
 
 from buildouts import buildout, example_for, hostout
+from collective.hostout.testing import Poller
 from hosts import TestHost, start_host
 from proxy import CuttableProxy
 
@@ -134,34 +133,6 @@ class Server:
         link (the app's own logs left out)."""
         return self.exec(f"find /var/buildout /home /etc/passwd /etc/group -path {HOME}/var/log "
                          "-prune -o -printf '%p %s %T@ %m %u %l\\n' | sort")
-
-
-class Poller:
-    """The app polled every 50 ms during a deploy: answers, failures, the longest gap."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.answers: list[str] = []
-        self.failures = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                with urllib.request.urlopen(self.url, timeout=2) as response:
-                    self.answers.append(response.read().decode())
-            except (OSError, http.client.HTTPException):  # refused, reset, cut short
-                self.failures += 1
-            self._stop.wait(0.05)
-
-    def __enter__(self) -> Poller:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
 
 
 @pytest.fixture(scope="module")

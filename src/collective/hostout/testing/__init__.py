@@ -15,6 +15,7 @@ From Python (a test suite, say)::
     try:
         ...  # host.hoststring, host.user, host.password, host.url(8080), host.exec("...")
         ...  # fetch(host.url(8080)): the page, retried while the app starts
+        ...  # with Poller(host.url(8080)) as poll: deploy  -> poll.failures, poll.longest
     finally:
         host.remove()
 
@@ -29,6 +30,7 @@ Nothing here imports Fabric or paramiko: the hosts are reached the way users rea
 from __future__ import annotations
 
 from .hosts import (
+    Poller,
     TestHost,
     capability_problem,
     cleanup_stale,
@@ -54,6 +56,7 @@ __all__ = [
     "BASE_IMAGE",
     "IMAGE",
     "PodmanError",
+    "Poller",
     "TestHost",
     "TestHostError",
     "build_image",

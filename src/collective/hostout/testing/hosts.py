@@ -15,10 +15,12 @@ of runs that were killed; ``keep=True`` makes a host that outlives its process (
 
 from __future__ import annotations
 
+import http.client
 import os
 import shlex
 import shutil
 import socket
+import threading
 import time
 import urllib.request
 import uuid
@@ -144,6 +146,42 @@ def fetch(url: str, timeout: float = 30.0) -> str:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.5)
+
+
+class Poller:
+    """GET ``url`` every ``interval`` seconds while the block runs (a deploy, say): the
+    answers, the failures, and the longest stretch without an answer (the downtime)."""
+
+    def __init__(self, url: str, *, interval: float = 0.05, timeout: float = 2.0) -> None:
+        self.url, self.interval, self.timeout = url, interval, timeout
+        self.answers: list[str] = []
+        self.failures = 0
+        self.longest = 0.0
+        self._last_ok = time.monotonic()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                with urllib.request.urlopen(self.url, timeout=self.timeout) as response:
+                    self.answers.append(response.read().decode())
+                now = time.monotonic()
+                self.longest = max(self.longest, now - self._last_ok)
+                self._last_ok = now
+            except (OSError, http.client.HTTPException):  # refused, reset, cut short
+                self.failures += 1
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> Poller:
+        self._last_ok = time.monotonic()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.longest = max(self.longest, time.monotonic() - self._last_ok)
 
 
 def unused_port() -> int:
